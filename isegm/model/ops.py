@@ -1,0 +1,92 @@
+"""Small parameter-free or tiny operations shared by the EMC-Click models."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+NO_CLICK = 1e6
+"""Squared distance reported where a click slot is padding (or a sign has no click at all)."""
+
+
+class DistMaps(nn.Module):
+    """Click disks and squared distance maps, vectorised torch (no Cython).
+
+    ``forward(x, points)`` with ``points`` of shape ``B x 2N x 3``, rows ``(y, x, index)``: the first
+    N rows are positive clicks, the last N negative, padding rows are ``(-1, -1, -1)``.
+    Returns ``disks``, or ``(disks, dist2)`` with ``out_dist_map=True``, both ``B x 2 x H x W`` float32 (channel 0 positive, 1 negative):
+    ``dist2`` is the squared distance to the nearest click of that sign (``NO_CLICK`` where the
+    sign has none) and ``disks = dist2 <= (norm_radius * spatial_scale) ** 2``.
+
+    The distance is built per axis (``dy^2 + dx^2``) so no per-click full-resolution coordinate
+    grid is made; a running minimum keeps memory at ``B x 2 x H x W`` whatever N is.
+    """
+
+    def __init__(self, norm_radius: float, spatial_scale: float = 1.0, cpu_mode: bool = False,
+                 use_disks: bool = False):
+        super().__init__()
+        if not use_disks:
+            raise NotImplementedError("EMC-Click uses disk click maps only (use_disks=True)")
+        self.norm_radius = norm_radius
+        self.spatial_scale = spatial_scale
+
+    def forward(self, x, points: torch.Tensor, out_dist_map: bool = False):
+        if isinstance(x, (tuple, list)):
+            batch, rows, cols = x
+        else:
+            batch, rows, cols = x.shape[0], x.shape[2], x.shape[3]
+        dist2 = squared_click_distance(points, rows, cols, self.spatial_scale)
+        disks = (dist2 <= (self.norm_radius * self.spatial_scale) ** 2).float()
+        return (disks, dist2) if out_dist_map else disks
+
+
+def squared_click_distance(points: torch.Tensor, rows: int, cols: int,
+                           spatial_scale: float = 1.0) -> torch.Tensor:
+    """``B x 2N x 3`` clicks -> ``B x 2 x rows x cols`` float32 min squared distance per sign.
+
+    Numerics follow the original: the coordinate difference is taken in the points' dtype
+    (float64 in the predictor) and rounded to float32, then squared and summed in float32.
+    """
+    batch, two_n, _ = points.shape
+    num = two_n // 2
+    yx = points[..., :2] * spatial_scale
+    invalid = points[..., :2].amax(dim=-1) < 0                       # B x 2N
+    work = torch.promote_types(points.dtype, torch.float32)
+    grid_y = torch.arange(rows, device=points.device, dtype=work)
+    grid_x = torch.arange(cols, device=points.device, dtype=work)
+    dy2 = (grid_y.view(1, 1, rows) - yx[..., 0:1].to(work)).float().square()   # B x 2N x rows
+    dx2 = (grid_x.view(1, 1, cols) - yx[..., 1:2].to(work)).float().square()   # B x 2N x cols
+    out = torch.full((batch, 2, rows, cols), NO_CLICK, dtype=torch.float32, device=points.device)
+    for k in range(two_n):
+        sign = k // num
+        valid = ~invalid[:, k]
+        if not bool(valid.any()):
+            continue
+        d2 = dy2[:, k, :, None] + dx2[:, k, None, :]
+        d2 = torch.where(valid.view(batch, 1, 1), d2, NO_CLICK)
+        torch.minimum(out[:, sign], d2, out=out[:, sign])
+    return out
+
+
+class ScaleLayer(nn.Module):
+    """Multiplies by ``|scale * lr_mult|`` (a learnable, sign-free gain)."""
+
+    def __init__(self, init_value: float = 1.0, lr_mult: float = 1):
+        super().__init__()
+        self.lr_mult = lr_mult
+        self.scale = nn.Parameter(torch.full((1,), init_value / lr_mult, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.abs(self.scale * self.lr_mult)
+
+
+class BatchImageNormalize:
+    """``(x - mean) / std`` per channel on a ``B x 3 x H x W`` tensor (not a module: no state-dict entries)."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], dtype: torch.dtype = torch.float32):
+        self.mean = torch.as_tensor(mean, dtype=dtype)[None, :, None, None]
+        self.std = torch.as_tensor(std, dtype=dtype)[None, :, None, None]
+
+    def __call__(self, tensor: torch.Tensor) -> torch.Tensor:
+        return (tensor - self.mean.to(tensor.device)) / self.std.to(tensor.device)

@@ -1,0 +1,197 @@
+"""The EMC-Click correction head: click-guided template selection, correlation and attention.
+
+All maps inside the head live at 1/4 of the network input (``h = H/4``, ``w = W/4``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class XConvBnRelu2(nn.Module):
+    """Depthwise 3x3 -> BN -> depthwise 3x3 -> 1x1 -> BN -> ReLU (no activation after the first BN)."""
+
+    def __init__(self, input_dims: int, out_dims: int):
+        super().__init__()
+        self.conv3x3_1 = nn.Conv2d(input_dims, input_dims, 3, 1, 1, groups=input_dims)
+        self.norm1 = nn.BatchNorm2d(input_dims)
+        self.conv3x3_2 = nn.Conv2d(input_dims, input_dims, 3, 1, 1, groups=input_dims)
+        self.conv1x1 = nn.Conv2d(input_dims, out_dims, 1)
+        self.norm2 = nn.BatchNorm2d(out_dims)
+        self.activation = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv3x3_2(self.norm1(self.conv3x3_1(x)))
+        return self.activation(self.norm2(self.conv1x1(x)))
+
+
+class ConvModule(nn.Module):
+    """Conv (with bias) -> BN -> ReLU, with the state-dict names ``conv``, ``norm``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 padding: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding)
+        self.norm = nn.BatchNorm2d(out_channels)
+        self.activation = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.norm(self.conv(x)))
+
+
+def click_cells(points: torch.Tensor, h: int, w: int, spatial_scale: float) -> torch.Tensor:
+    """``B x 2N x 3`` clicks (input pixels) -> ``B x 2N x 3`` long ``(y, x, index)`` cells of an h x w map.
+
+    ``torch.round`` rounds half to even and only the upper edge is clamped, as in the original;
+    padding rows ``(-1, -1, -1)`` become ``(0, 0, -1)`` (``round(-0.25) == -0``).
+    """
+    cells = points.clone()
+    cells[..., :2] = torch.round(cells[..., :2] * spatial_scale)
+    cells[..., 0] = cells[..., 0].clamp(max=h - 1)
+    cells[..., 1] = cells[..., 1].clamp(max=w - 1)
+    return cells.long()
+
+
+def gather_pixels(features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``B x (h*w) x C`` features, ``B x K`` flat indices -> ``B x K x C``."""
+    return torch.gather(features, 1, index.unsqueeze(-1).expand(-1, -1, features.shape[-1]))
+
+
+class AttRefineAfterLayer(nn.Module):
+    """Lightweight correction head run on every click over cached backbone features.
+
+    Args:
+        input_dims: channels of the full-resolution input (3 image + 2 click disks + 1 mask).
+        mid_dims: working width M of the head.
+        feature_dims: channels Cf of the backbone feature.
+        num_classes: output channels (1).
+        spatial_scale: backbone-feature scale relative to the input (0.25).
+        corr_channel: K, the number of templates selected per click sign.
+        conv_layer: only ``'xconv2'`` (the block all released models use).
+        cross_attention_head: heads of the click-guided attention.
+    """
+
+    def __init__(self, input_dims: int = 6, mid_dims: int = 96, feature_dims: int = 96,
+                 num_classes: int = 1, spatial_scale: float = 0.25, corr_channel: int = 96,
+                 conv_layer: str = "xconv2", cross_attention_head: int = 4):
+        super().__init__()
+        if conv_layer != "xconv2":
+            raise ValueError(f"refiner_conf conv_layer={conv_layer!r} is not supported (only 'xconv2')")
+        self.spatial_scale = spatial_scale
+        self.corr_channel = corr_channel
+        self.feature_convq = nn.Conv2d(mid_dims, mid_dims, 1)
+        self.feature_convk = nn.Conv2d(mid_dims, mid_dims, 1)
+        self.corr_conv = XConvBnRelu2(corr_channel, corr_channel)
+        # The released checkpoints store this one block under three names; registering the
+        # same object again keeps their keys (and the shared weights) exactly.
+        self.corr_conv_pos = self.corr_conv
+        self.corr_conv_neg = self.corr_conv
+        self.corr_fusion = XConvBnRelu2(corr_channel * 2, mid_dims)
+        self.image_conv1 = nn.Sequential(nn.PixelUnshuffle(4), XConvBnRelu2(input_dims * 16, mid_dims))
+        self.image_conv2 = XConvBnRelu2(mid_dims, mid_dims)
+        self.refine_fusion = ConvModule(feature_dims, mid_dims, kernel_size=1, stride=1, padding=0)
+        self.cross_attention = nn.MultiheadAttention(mid_dims, cross_attention_head)
+        self.fusion1 = nn.Sequential(XConvBnRelu2(mid_dims * 2, mid_dims), XConvBnRelu2(mid_dims, mid_dims))
+        self.all_fusion = XConvBnRelu2(mid_dims * 2, mid_dims)
+        self.refine_fusion1 = XConvBnRelu2(mid_dims, mid_dims)
+        self.refine_fusion2 = XConvBnRelu2(mid_dims, mid_dims)
+        self.refine_pred = nn.Conv2d(mid_dims, num_classes, 3, 1, 1)
+
+    def forward(self, image: torch.Tensor, click_map: torch.Tensor, feature: torch.Tensor,
+                prev_logits: torch.Tensor, points: torch.Tensor, dist2: torch.Tensor) -> torch.Tensor:
+        """One correction.
+
+        Args:
+            image: ``B x 3 x H x W`` normalised image.
+            click_map: ``B x 2 x H x W`` positive / negative click disks of all clicks.
+            feature: ``B x Cf x h x w`` cached backbone feature.
+            prev_logits: ``B x 1 x H x W`` previous logits (upsampled).
+            points: ``B x 2N x 3`` clicks ``(y, x, index)``, first N positive, padding ``-1``.
+            dist2: ``B x 2 x H x W`` squared distance to the nearest pos / neg click
+                (``1e6`` where a sign has none).
+
+        Returns:
+            ``B x 1 x h x w`` corrected logits.
+        """
+        x = torch.cat([image, click_map, torch.sigmoid(prev_logits)], 1)
+        image_feature = self.image_conv2(self.image_conv1(x))
+        feature = self.refine_fusion(feature)
+        if feature.shape[-2:] != image_feature.shape[-2:]:
+            feature = F.interpolate(feature, size=image_feature.shape[-2:], mode="bilinear",
+                                    align_corners=True)
+        fuse = self.fusion1(torch.cat([feature, image_feature], dim=1))       # B x M x h x w, >= 0
+
+        batch, channels, h, w = fuse.shape
+        cells = click_cells(points, h, w, self.spatial_scale)
+        pos_idx, neg_idx = self.select_templates(fuse, cells, click_distance(dist2, h, w))
+
+        corr = self.correlate(fuse, pos_idx, neg_idx)
+        tokens = fuse.permute(0, 2, 3, 1).reshape(batch, h * w, channels)
+        kv = gather_pixels(tokens, torch.cat([pos_idx, neg_idx], dim=-1)).permute(1, 0, 2)
+        # Default need_weights=True keeps the original's explicit-softmax path (same float rounding).
+        attn = self.cross_attention(tokens.permute(1, 0, 2), kv, kv)[0]
+        fuse = fuse + attn.permute(1, 2, 0).reshape(batch, channels, h, w)
+
+        fuse = self.all_fusion(torch.cat([fuse, corr], dim=1))
+        fuse = self.refine_fusion2(self.refine_fusion1(fuse))
+        return self.refine_pred(fuse)
+
+    @torch.no_grad()
+    def select_templates(self, fuse: torch.Tensor, cells: torch.Tensor, dist: torch.Tensor):
+        """Pick K template pixels per sign: similar to that sign's clicks, unlike the other's, near.
+
+        Args:
+            fuse: ``B x M x h x w`` fused feature (non-negative).
+            cells: ``B x 2N x 3`` long click cells ``(y, x, index)``.
+            dist: ``B x 2 x (h*w)`` normalised distance to the nearest pos / neg click.
+
+        Returns:
+            two ``B x K`` long tensors of flat pixel indices (positive, negative).
+        """
+        batch, channels, h, w = fuse.shape
+        num = cells.shape[1] // 2
+        tokens = fuse.permute(0, 2, 3, 1).reshape(batch, h * w, channels)
+        flat = (cells[..., 0] * w + cells[..., 1]).clamp(min=0)
+        clicks = F.normalize(gather_pixels(tokens, flat), p=2.0, dim=-1)
+        sim = torch.einsum("bnc,bmc->bnm", clicks, F.normalize(tokens, p=2.0, dim=-1))
+        # Padding slots score 0; harmless for the max since features are post-ReLU (cosine >= 0).
+        sim = sim.masked_fill((cells[..., 2] < 0).unsqueeze(-1), 0)
+        s_pos = sim[:, :num].max(dim=1)[0]
+        s_neg = sim[:, num:].max(dim=1)[0]
+        # Keep this arithmetic order: top-k near-ties are a few float32 steps apart.
+        score_pos = (s_pos + (1 - s_neg)) * (1 - dist[:, 0])
+        score_neg = (s_neg + (1 - s_pos)) * (1 - dist[:, 1])
+        pos_idx = torch.topk(score_pos, self.corr_channel, dim=-1).indices
+        neg_idx = torch.topk(score_neg, self.corr_channel, dim=-1).indices
+        return pos_idx, neg_idx
+
+    def correlate(self, fuse: torch.Tensor, pos_idx: torch.Tensor, neg_idx: torch.Tensor) -> torch.Tensor:
+        """Correlate every pixel's key with the K positive and K negative template queries -> ``B x M x h x w``."""
+        batch, _, h, w = fuse.shape
+        query = self.feature_convq(fuse)
+        key = self.feature_convk(fuse)
+        channels = query.shape[1]
+        query = query.permute(0, 2, 3, 1).reshape(batch, h * w, channels)
+        key = key.reshape(1, batch * channels, h, w)
+        corrs = []
+        for idx in (pos_idx, neg_idx):
+            # K templates per sample as 1x1 kernels; groups=B keeps samples apart.
+            kernels = gather_pixels(query, idx).reshape(-1, channels, 1, 1)
+            corr = F.conv2d(key, kernels, groups=batch).reshape(batch, -1, h, w)
+            corrs.append(self.corr_conv(corr))
+        return self.corr_fusion(torch.cat(corrs, dim=1))
+
+
+def click_distance(dist2: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``B x 2 x H x W`` squared distances -> ``B x 2 x (h*w)`` distances over the input diagonal.
+
+    "No click of this sign" (``1e6``) counts as squared distance 1, as in the original.
+    """
+    batch, _, rows, cols = dist2.shape
+    dist2 = dist2.masked_fill(dist2 == 1e6, 1)
+    diagonal = torch.sqrt(torch.tensor(rows ** 2 + cols ** 2, dtype=torch.float32, device=dist2.device))
+    dist = torch.sqrt(dist2) / diagonal
+    if (rows, cols) != (h, w):
+        dist = F.interpolate(dist, (h, w), mode="bilinear", align_corners=True)
+    return dist.reshape(batch, 2, h * w)
