@@ -3,8 +3,8 @@ import logging
 
 import pytest
 import torch
-
 from conftest import shared_path
+
 from isegm.build import MODEL_REGISTRY, build_emc_click, load_imagenet_weights
 from isegm.inference.utils import load_is_model
 from isegm.utils.checkpoint import CheckpointError, save_checkpoint
@@ -51,7 +51,8 @@ def test_original_release_file_loads():
 
 def test_builder_loads_checkpoint_strictly(ckpt, model):
     rebuilt = build_emc_click("hr18s", checkpoint=ckpt)
-    assert torch.equal(rebuilt.state_dict()["refiner.refine_pred.weight"], model.state_dict()["refiner.refine_pred.weight"])
+    key = "refiner.refine_pred.weight"
+    assert torch.equal(rebuilt.state_dict()[key], model.state_dict()[key])
     with pytest.raises(CheckpointError, match=r"HRNetRefineModel.*not 'segb0'"):
         build_emc_click("segb0", checkpoint=ckpt)
 
@@ -69,7 +70,7 @@ def test_alias_keys_may_be_absent_but_not_different(ckpt, tmp_path):
     torch.save(data, tmp_path / "no_alias.pth")
     load_is_model(tmp_path / "no_alias.pth", "cpu")
     data = _data(ckpt)
-    data["state_dict"]["refiner.corr_conv_neg.conv1x1.bias"] = data["state_dict"]["refiner.corr_conv_neg.conv1x1.bias"] + 1
+    data["state_dict"]["refiner.corr_conv_neg.conv1x1.bias"] += 1
     torch.save(data, tmp_path / "bad_alias.pth")
     with pytest.raises(CheckpointError, match=r"bad_alias\.pth.*corr_conv_neg\.conv1x1\.bias.*differs"):
         load_is_model(tmp_path / "bad_alias.pth", "cpu")
@@ -149,7 +150,8 @@ def test_key_mismatches_are_listed(ckpt, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="isegm"):
         loaded = load_is_model(tmp_path / "mismatch.pth", "cpu", strict=False)
     assert "missing keys: refiner.refine_pred.bias" in caplog.text
-    assert torch.equal(loaded.state_dict()["refiner.refine_fusion.conv.weight"], sd["refiner.refine_fusion.conv.weight"])
+    key = "refiner.refine_fusion.conv.weight"
+    assert torch.equal(loaded.state_dict()[key], sd[key])
 
 
 def test_imagenet_path_rules(caplog):

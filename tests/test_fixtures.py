@@ -17,8 +17,8 @@ import importlib.util
 
 import pytest
 import torch
-
 from conftest import load_fixture, max_abs_diff, shared_path
+
 from isegm.build import build_emc_click
 from isegm.inference.utils import load_is_model
 from isegm.model.refiner import AttRefineAfterLayer
@@ -131,6 +131,7 @@ def test_seeded_hr18_fixture(monkeypatch):
     s = (..., slice(None, None, 2), slice(None, None, 2))
     assert max_abs_diff(a_inst[s], io["a_instances"]) <= TOL
     assert max_abs_diff(a_aux[s], io["a_instances_aux"]) <= TOL
-    for got, key in ((ra["instances_refined"], "a_instances_refined"), (rb["instances_refined"], "b_instances_refined")):
+    for got, key in ((ra["instances_refined"], "a_instances_refined"),
+                     (rb["instances_refined"], "b_instances_refined")):
         print(key, max_abs_diff(got[s], io[key]))
         assert torch.allclose(got[s], io[key], rtol=1e-4, atol=1e-3), key

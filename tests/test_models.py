@@ -2,9 +2,8 @@
 import json
 
 import pytest
-import torch
-
 from conftest import VARIANTS, load_spec
+
 from isegm.build import MODEL_REGISTRY, build_emc_click
 from isegm.utils.serialization import load_model
 

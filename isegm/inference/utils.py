@@ -7,8 +7,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-from isegm.utils.checkpoint import (CheckpointError, clean_state_dict, load_state_dict_checked,
-                                    read_torch_file)
+from isegm.utils.checkpoint import CheckpointError, clean_state_dict, load_state_dict_checked, read_torch_file
 from isegm.utils.serialization import load_model
 
 

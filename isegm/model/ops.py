@@ -15,7 +15,8 @@ class DistMaps(nn.Module):
 
     ``forward(x, points)`` with ``points`` of shape ``B x 2N x 3``, rows ``(y, x, index)``: the first
     N rows are positive clicks, the last N negative, padding rows are ``(-1, -1, -1)``.
-    Returns ``disks``, or ``(disks, dist2)`` with ``out_dist_map=True``, both ``B x 2 x H x W`` float32 (channel 0 positive, 1 negative):
+    Returns ``disks``, or ``(disks, dist2)`` with ``out_dist_map=True``, both ``B x 2 x H x W``
+    float32 (channel 0 positive, 1 negative):
     ``dist2`` is the squared distance to the nearest click of that sign (``NO_CLICK`` where the
     sign has none) and ``disks = dist2 <= (norm_radius * spatial_scale) ** 2``.
 
@@ -33,9 +34,9 @@ class DistMaps(nn.Module):
 
     def forward(self, x, points: torch.Tensor, out_dist_map: bool = False):
         if isinstance(x, (tuple, list)):
-            batch, rows, cols = x
+            _, rows, cols = x
         else:
-            batch, rows, cols = x.shape[0], x.shape[2], x.shape[3]
+            rows, cols = x.shape[2], x.shape[3]
         dist2 = squared_click_distance(points, rows, cols, self.spatial_scale)
         disks = (dist2 <= (self.norm_radius * self.spatial_scale) ** 2).float()
         return (disks, dist2) if out_dist_map else disks

@@ -69,6 +69,8 @@ def load_matching(module: torch.nn.Module, state: dict, path: PathLike, what: st
     with another shape means the file is for another variant, and a file that matches nothing
     is not the right file: both raise :class:`CheckpointError` naming ``path``.
     """
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{what} file {os.fspath(path)!r} holds a {type(state).__name__}, not a state dict")
     own = module.state_dict()
     loaded, skipped, mismatched = [], [], []
     for key, value in state.items():
@@ -89,7 +91,8 @@ def load_matching(module: torch.nn.Module, state: dict, path: PathLike, what: st
             f"(first keys in the file: {list(state)[:5]})"
         )
     module.load_state_dict({k: state[k] for k in loaded}, strict=False)
-    missing = [k for k in own if k not in set(loaded)]
+    used = set(loaded)
+    missing = [k for k in own if k not in used]
     return PretrainedReport(loaded=loaded, skipped=skipped, missing=missing)
 
 

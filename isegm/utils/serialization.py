@@ -64,8 +64,9 @@ def load_model(config: Dict[str, Any], **kwargs) -> nn.Module:
     left to the default; others are passed, so changed defaults do not change old checkpoints.
     """
     if not isinstance(config, dict) or "class" not in config or "params" not in config:
+        keys = list(config)[:5] if isinstance(config, dict) else "-"
         raise CheckpointError("checkpoint config must be a dict with 'class' and 'params' keys, "
-                              f"got {type(config).__name__} with keys {list(config)[:5] if isinstance(config, dict) else '-'}")
+                              f"got {type(config).__name__} with keys {keys}")
     model_class = get_class_from_str(config["class"], ALLOWED_MODEL_CLASSES, "model class")
     defaults = get_default_params(model_class)
     args = {}

@@ -15,7 +15,7 @@ from torch import nn
 
 from isegm.model.modeling.ocr import SpatialGather_Module, SpatialOCR_Module
 from isegm.model.modeling.resnetv1b import BasicBlockV1b, BottleneckV1b
-from isegm.utils.checkpoint import CheckpointError, PathLike, PretrainedReport, load_matching, read_torch_file
+from isegm.utils.checkpoint import PathLike, PretrainedReport, load_matching, read_torch_file
 
 logger = logging.getLogger("isegm")
 
@@ -234,9 +234,7 @@ class HighResolutionNet(nn.Module):
         what = "HRNet ImageNet weights"
         state = read_torch_file(path, what=what)
         if not isinstance(state, dict):
-            raise CheckpointError(
-                f"{what} file {os.fspath(path)!r} holds a {type(state).__name__}, not a state dict"
-            )
+            return load_matching(self, state, path, what)  # raises, naming the file
         renamed = {}
         for key, value in state.items():
             key = str(key)

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Tuple
 
 import torch
 from torch import nn
 
-from isegm.utils.checkpoint import (CheckpointError, PathLike, PretrainedReport, load_matching,
-                                    read_torch_file)
+from isegm.utils.checkpoint import PathLike, PretrainedReport, load_matching, read_torch_file
 
 from .mix_transformer import mit_b0, mit_b3
 from .segformer_head import SegFormerHead
@@ -52,9 +50,6 @@ class SegFormer(nn.Module):
         state = read_torch_file(path, what=what)
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]
-        if not isinstance(state, dict):
-            raise CheckpointError(f"{what} file {os.fspath(path)!r} holds a {type(state).__name__}, "
-                                  "not a state dict")
         report = load_matching(self.backbone, state, path, what)
         logger.info("%s %s: loaded %d tensors, skipped %d (%s), %d backbone keys left as initialised",
                     what, path, len(report.loaded), len(report.skipped), ", ".join(report.skipped[:5]),
