@@ -70,7 +70,8 @@ def test_alias_keys_may_be_absent_but_not_different(ckpt, tmp_path):
     torch.save(data, tmp_path / "no_alias.pth")
     load_is_model(tmp_path / "no_alias.pth", "cpu")
     data = _data(ckpt)
-    data["state_dict"]["refiner.corr_conv_neg.conv1x1.bias"] += 1
+    key = "refiner.corr_conv_neg.conv1x1.bias"
+    data["state_dict"][key] = data["state_dict"][key] + 1  # not in place: aliases share storage
     torch.save(data, tmp_path / "bad_alias.pth")
     with pytest.raises(CheckpointError, match=r"bad_alias\.pth.*corr_conv_neg\.conv1x1\.bias.*differs"):
         load_is_model(tmp_path / "bad_alias.pth", "cpu")
