@@ -1,14 +1,28 @@
-"""Loading models for inference (RITM's public names live here)."""
+"""Models, datasets and metrics for inference and evaluation (RITM's public names live here)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any, Union
 
 import torch
 from torch import nn
 
+from isegm.data.base import ISDataset
+from isegm.data.datasets import (
+    BerkeleyDataset,
+    COCOMValDataset,
+    DavisDataset,
+    GrabCutDataset,
+    PascalVocDataset,
+    SBDEvaluationDataset,
+)
+from isegm.inference.metrics import compute_noc_metric, get_iou, get_results_table
 from isegm.utils.checkpoint import CheckpointError, clean_state_dict, load_state_dict_checked, read_torch_file
 from isegm.utils.serialization import load_model
+
+# RITM's public names live in this module.
+__all__ = ["load_is_model", "get_dataset", "compute_noc_metric", "get_iou", "get_results_table", "DATASETS"]
 
 
 def load_is_model(checkpoint: Union[str, "os.PathLike[str]", dict, list], device: Union[str, torch.device],
@@ -52,3 +66,42 @@ def _load_single(checkpoint: Any, device, strict: bool, source: str, **kwargs) -
     for param in model.parameters():
         param.requires_grad = False
     return model.to(device).eval()
+
+
+# Registry of dataset names accepted by ``get_dataset`` (and the evaluation CLI's --datasets):
+# name -> (dataset class, config.yml key holding its root folder, extra constructor kwargs).
+# Other code may add entries (e.g. a synthetic dataset for tests or training).
+DATASETS: dict = {
+    "GrabCut": (GrabCutDataset, "GRABCUT_PATH", {}),
+    "Berkeley": (BerkeleyDataset, "BERKELEY_PATH", {}),
+    "DAVIS": (DavisDataset, "DAVIS_PATH", {}),
+    "SBD": (SBDEvaluationDataset, "SBD_PATH", {}),
+    "SBD_Train": (SBDEvaluationDataset, "SBD_PATH", {"split": "train"}),
+    "PascalVOC": (PascalVocDataset, "PASCALVOC_PATH", {"split": "val"}),
+    "COCO_MVal": (COCOMValDataset, "COCO_MVAL_PATH", {}),
+}
+
+
+def get_dataset(dataset_name: str, cfg) -> ISDataset:
+    """Build the evaluation dataset ``dataset_name`` from the root folder configured in ``cfg``.
+
+    Args:
+        dataset_name: a key of :data:`DATASETS` (``GrabCut``, ``Berkeley``, ``DAVIS``, ``SBD``,
+            ``SBD_Train``, ``PascalVOC``, ``COCO_MVal``).
+        cfg: the loaded config.yml (dict or EasyDict; an object with attributes also works).
+
+    Raises:
+        ValueError: unknown dataset name.
+        KeyError: the config has no (or an empty) entry for the dataset's root folder.
+    """
+    if dataset_name not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset_name!r}; known datasets: {', '.join(DATASETS)}")
+    dataset_class, cfg_key, kwargs = DATASETS[dataset_name]
+    if isinstance(cfg, Mapping):
+        path = cfg.get(cfg_key)
+    else:
+        path = getattr(cfg, cfg_key, None)
+    if path is None or str(path) == "":
+        raise KeyError(f"dataset {dataset_name!r} needs the key {cfg_key} (its root folder) in config.yml, "
+                       "which is missing or empty")
+    return dataset_class(path, **kwargs)

@@ -1,0 +1,158 @@
+"""The predictor: the original's pipeline around the network, and the two-call API."""
+import numpy as np
+import pytest
+import torch
+from conftest import load_fixture, shared_path
+
+from isegm.build import MODEL_REGISTRY
+from isegm.inference.clicker import Click, Clicker
+from isegm.inference.predictor import EMCClickPredictor
+from isegm.inference.predictors import get_predictor
+from isegm.inference.utils import load_is_model
+
+
+class ReplayNet(torch.nn.Module):
+    """Stands in for the network: checks what the predictor feeds it, returns the reference logits."""
+
+    with_prev_mask = True
+
+    def __init__(self, ref):
+        super().__init__()
+        self.ref, self.calls = ref, 0
+
+    def forward(self, image, points, cached=None):
+        k, self.calls = self.calls, self.calls + 1
+        assert list(image.shape) == self.ref["net_input_shape"][k]
+        # channel 3 (previous prediction) only matters on the first call, when the backbone runs
+        assert torch.allclose(image[:1, :3, ::4, ::4], self.ref["net_input_s0_stride4"][k][:, :3], atol=1e-6)
+        assert torch.equal(points, self.ref["points"][k])  # float64, exact
+        assert (cached is not None) == self.ref["cached"][k]
+        outputs = cached if cached is not None else {}
+        outputs["instances_lr"] = self.ref["instances_lr_after"][k]
+        logits = self.ref.get(f"logits_click{k + 1}")
+        if logits is None:  # no stored logits for clicks 2-3: any finite map keeps the chain going
+            logits = torch.zeros(self.ref["net_input_shape"][k][:1] + [1] + self.ref["net_input_shape"][k][2:])
+        return outputs, {"instances_refined": logits}
+
+
+@pytest.fixture(scope="module")
+def pio():
+    return load_fixture("predictor_io.pt")
+
+
+@pytest.mark.parametrize("size", [384, 576])
+def test_pipeline_around_the_network(pio, size):
+    ref = pio[f"ts{size}"]
+    net = ReplayNet(ref)
+    predictor = get_predictor(net, "EMC-Click", "cpu", zoom_in_params={"target_size": size, "expansion_ratio": 1.4})
+    predictor.set_image(pio["image_uint8_hwc"].numpy())
+    assert list(predictor.input_size) == ref["net_input_hw"]
+    for k in range(4):
+        probs = predictor.predict([tuple(c) for c in pio["clicks"][: k + 1]])
+        assert probs.shape == (301, 457) and probs.dtype == np.float32
+        if k in (0, 3):
+            assert np.abs(probs - ref["prob"][k].numpy()).max() <= 1e-6
+    assert net.calls == 4
+
+
+@pytest.mark.parametrize("size", [384, 576])
+def test_first_click_with_the_network(pio, size):
+    """End to end on click 1; the hr18s backbone carries ~2e-4 of float32 noise (test_fixtures.py)."""
+    model = load_is_model(shared_path("fixtures", "hr18s_random.pth"), "cpu")
+    predictor = get_predictor(model, "EMC-Click", "cpu", zoom_in_params={"target_size": size})
+    predictor.set_image(pio["image_uint8_hwc"].numpy())
+    diff = np.abs(predictor.predict([tuple(pio["clicks"][0])]) - pio[f"ts{size}"]["prob"][0].numpy())
+    assert diff.max() <= 5e-4 and diff.mean() <= 1e-4
+
+
+def test_io_fixture_probabilities_without_flip():
+    io = load_fixture("segb0_io.pt")
+    model = load_is_model(shared_path("fixtures", "segb0_random.pth"), "cpu")
+    predictor = EMCClickPredictor(model, "cpu", with_flip=False)
+    predictor.set_image(io["image_uint8_hwc"].numpy())
+    clicker = Clicker()
+    clicker.add_click(Click(True, (190, 250)))
+    a = predictor.get_prediction(clicker)
+    assert np.abs(a - io["a_prediction_prob"].numpy()).max() <= 1e-4
+    clicker.add_click(Click(True, (150, 300)))
+    clicker.add_click(Click(False, (300, 420)))
+    b = predictor.get_prediction(clicker)  # two clicks in one step, as the fixture's call (b)
+    assert np.abs(b - io["b_prediction_prob"].numpy()).max() <= 5e-4  # chained call: see test_fixtures.py
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    torch.manual_seed(0)
+    model = MODEL_REGISTRY["hr18s"](init=False)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("bias"):  # non-zero biases: the output depends on every click
+                param.normal_(0, 0.1)
+    return model.eval()
+
+
+def _image(h=61, w=83):
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, size=(h, w, 3), dtype=np.uint8)
+
+
+def test_two_call_api_undo_and_reset(small_model):
+    predictor = EMCClickPredictor(small_model, "cpu", infer_size=64)
+    with pytest.raises(RuntimeError, match="set_image"):
+        predictor.predict([(3, 4, True)])
+    predictor.set_image(_image())
+    clicks = [(30, 40, True), (10, 10, False), (50, 70, True)]
+    p1 = predictor.predict(clicks[:1])
+    p2 = predictor.predict(clicks[:2])
+    p3 = predictor.predict(clicks)
+    assert p1.shape == (61, 83) and 0 <= p3.min() and p3.max() <= 1
+    assert not np.array_equal(p2, p3)
+    assert np.array_equal(predictor.predict(clicks[:2]), p2)          # undo
+    assert np.array_equal(predictor.predict(clicks), p3)              # redo gives the same chain
+    assert np.array_equal(predictor.predict([]), np.zeros((61, 83), np.float32))
+    other = EMCClickPredictor(small_model, "cpu", infer_size=64)
+    other.set_image(_image())
+    assert np.array_equal(other.predict(clicks), p3)                  # several new clicks = one at a time
+    other.reset()
+    assert np.array_equal(other.predict([Click(True, (30, 40))]), p1)
+
+
+def test_ritm_calls_match_the_two_call_api(small_model):
+    predictor = EMCClickPredictor(small_model, "cpu", infer_size=64)
+    predictor.set_input_image(_image())
+    gt = np.zeros((61, 83), np.int32)
+    gt[20:45, 25:60] = 1
+    clicker, pred = Clicker(gt_mask=gt), np.zeros((61, 83), bool)
+    probs = []
+    for _ in range(3):
+        clicker.make_next_click(pred)
+        probs.append(predictor.get_prediction(clicker))
+        pred = probs[-1] > 0.49
+    twin = EMCClickPredictor(small_model, "cpu", infer_size=64)
+    twin.set_image(_image())
+    clicks = [(c.coords[0], c.coords[1], c.is_positive) for c in clicker.get_clicks()]
+    assert np.array_equal(twin.predict(clicks), probs[-1])
+
+
+@pytest.mark.parametrize("image", [
+    np.zeros((40, 50), np.uint8),            # grayscale
+    np.zeros((40, 50, 4), np.uint8),         # RGBA
+])
+def test_grayscale_and_rgba_images(small_model, image):
+    predictor = EMCClickPredictor(small_model, "cpu", infer_size=48)
+    predictor.set_image(image)
+    assert predictor.predict([(20, 20, True)]).shape == (40, 50)
+
+
+@pytest.mark.parametrize("image,message", [
+    (np.zeros((40, 50, 2), np.uint8), "H x W x 3"),
+    (np.zeros((40, 50, 3), np.float32), "uint8"),
+])
+def test_bad_images(small_model, image, message):
+    with pytest.raises(ValueError, match=message):
+        EMCClickPredictor(small_model, "cpu").set_image(image)
+
+
+def test_unknown_mode():
+    with pytest.raises(ValueError, match="unknown predictor mode 'NoBRS'"):
+        get_predictor(torch.nn.Identity(), "NoBRS", "cpu")
