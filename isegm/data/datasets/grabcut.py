@@ -32,8 +32,14 @@ class GrabCutDataset(ISDataset):
         image_path = self._images_path / self.dataset_samples[index]
         mask_path = self._masks_paths[self.dataset_samples[index]]
         image = read_image_rgb(image_path)
-        instances_mask = read_mask(mask_path)[:, :, 0].astype(np.int32)
+        instances_mask = self.decode_mask(read_mask(mask_path))
         check_same_size(image, instances_mask, image_path, mask_path)
+        return DSample(image, instances_mask, objects_ids=[1], ignore_ids=[-1], sample_id=index)
+
+    @staticmethod
+    def decode_mask(mask_bgr: np.ndarray) -> np.ndarray:
+        """``H x W x 3`` mask as cv2 reads it -> ``H x W`` int32: 128 = ignore (-1), above 128 = object."""
+        instances_mask = mask_bgr[:, :, 0].astype(np.int32)
         instances_mask[instances_mask == 128] = -1
         instances_mask[instances_mask > 128] = 1
-        return DSample(image, instances_mask, objects_ids=[1], ignore_ids=[-1], sample_id=index)
+        return instances_mask
