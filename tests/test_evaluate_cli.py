@@ -48,6 +48,8 @@ def _run(root, launcher, logs, extra=()):
     args = ["EMC-Click", f"--model_dir={root / 'weights'}", "--checkpoint=hr18s.pth", "--n-clicks=3", "--cpu",
             "--target-iou=0.9", "--thresh=0.5", "--eval-mode=emc-click", "--datasets=GrabCut",
             f"--config-path={root / 'config.yml'}", f"--logs-path={root / logs}", "--save-ious", *extra]
+    if "--iou-analysis" in extra:  # exclusive with --target-iou, as in the original
+        args.remove("--target-iou=0.9")
     env = dict(os.environ, OMP_NUM_THREADS="1", NO_ALBUMENTATIONS_UPDATE="1")
     cmd = [sys.executable, *launcher, SCRIPT, *args]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
@@ -87,3 +89,18 @@ def test_bad_inputs_are_named(setup):
     for extra, message in cases:
         proc = subprocess.run(base + extra, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-1500:]
+
+
+def test_iou_analysis_and_print_ious(setup, tmp_path):
+    stdout, ious, out = _run(setup, [], "analysis", extra=("--iou-analysis", "--print-ious", "--model-name=tiny"))
+    assert "mIoU@1=" in stdout and "mIoU@3=" in stdout
+    assert all(len(x) == 3 for x in ious)  # the target becomes 1.01: never stops early
+    with open(out / "plots" / "GrabCut_emc-click_EMC-Click_3.pickle", "rb") as f:
+        plots = pickle.load(f)
+    assert plots["dataset_name"] == "GrabCut" and plots["model_name"] == "tiny_EMC-Click"
+    assert all(np.array_equal(a, b) for a, b in zip(plots["all_ious"], ious))
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "plot_ious_analysis.py"), "--files",
+                           str(out / "plots" / "*.pickle"), "--output-dir", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert (tmp_path / "GrabCut.png").stat().st_size > 0
