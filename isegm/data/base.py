@@ -52,6 +52,23 @@ class ISDataset(Dataset, abc.ABC):
         if not self.dataset_samples:
             raise ValueError(f"{self.name} dataset: no samples found in {where}")
 
+    def _list_instances(self, list_path: Path, annotation_path, read_labels, skip_labels, what: str) -> None:
+        """Samples ``(image id, label)`` for every id of a split list and every label of its annotation.
+
+        ``annotation_path(id)`` names the annotation file (``what`` it is, for errors), its image is
+        ``<images folder>/<id>.jpg``; labels come in ascending order, ``skip_labels`` left out.
+        """
+        samples = []
+        for name in self._read_id_list(list_path):
+            path = annotation_path(name)
+            if not path.is_file():
+                raise FileNotFoundError(f"{self.name} dataset: no {what} {path} for image {name!r} "
+                                        f"listed in {list_path}")
+            self._require_file(self._images_path / f"{name}.jpg", f"image of {name!r} (listed in {list_path})")
+            samples.extend((name, int(label)) for label in np.unique(read_labels(path)) if label not in skip_labels)
+        self.dataset_samples = samples
+        self._require_samples(list_path)
+
     def _read_id_list(self, list_path: Path) -> List[str]:
         """Names from a split file, one per line, stripped (blank lines are skipped)."""
         with open(self._require_file(list_path, "split list"), "r") as f:

@@ -40,19 +40,8 @@ class PascalVocDataset(ISDataset):
         self._images_path = self._require_dir(self.dataset_path / "JPEGImages", "images folder")
         self._insts_path = self._require_dir(self.dataset_path / "SegmentationObject", "instances folder")
         list_path = self.dataset_path / "ImageSets" / "Segmentation" / f"{split}.txt"
-        names = self._read_id_list(list_path)
-
-        samples = []
-        for name in names:
-            png_path = self._insts_path / f"{name}.png"
-            if not png_path.is_file():
-                raise FileNotFoundError(f"{self.name} dataset: no instance mask {png_path} for image {name!r} "
-                                        f"listed in {list_path}")
-            self._require_file(self._images_path / f"{name}.jpg", f"image of {name!r} (listed in {list_path})")
-            gray = read_voc_gray(png_path)
-            samples.extend((name, int(level)) for level in np.unique(gray) if level not in (0, VOID_GRAY))
-        self.dataset_samples = samples
-        self._require_samples(list_path)
+        self._list_instances(list_path, lambda name: self._insts_path / f"{name}.png", read_voc_gray,
+                             (0, VOID_GRAY), "instance mask")
 
     def get_sample(self, index: int) -> DSample:
         name, instance_gray = self.dataset_samples[index]

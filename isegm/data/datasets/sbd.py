@@ -35,19 +35,8 @@ class SBDEvaluationDataset(ISDataset):
         self._images_path = self._require_dir(self.dataset_path / "img", "images folder")
         self._insts_path = self._require_dir(self.dataset_path / "inst", "instances folder")
         list_path = self.dataset_path / f"{split}.txt"
-        names = self._read_id_list(list_path)
-
-        samples = []
-        for name in names:
-            mat_path = self._insts_path / f"{name}.mat"
-            if not mat_path.is_file():
-                raise FileNotFoundError(f"{self.name} dataset: no instance file {mat_path} for image {name!r} "
-                                        f"listed in {list_path}")
-            self._require_file(self._images_path / f"{name}.jpg", f"image of {name!r} (listed in {list_path})")
-            instances = read_sbd_instances(mat_path)
-            samples.extend((name, int(inst_id)) for inst_id in np.unique(instances) if inst_id != 0)
-        self.dataset_samples = samples
-        self._require_samples(list_path)
+        self._list_instances(list_path, lambda name: self._insts_path / f"{name}.mat", read_sbd_instances,
+                             (0,), "instance file")
 
     def get_sample(self, index: int) -> DSample:
         name, instance_id = self.dataset_samples[index]
