@@ -60,13 +60,10 @@ def squared_click_distance(points: torch.Tensor, rows: int, cols: int,
     dx2 = (grid_x.view(1, 1, cols) - yx[..., 1:2].to(work)).float().square()   # B x 2N x cols
     out = torch.full((batch, 2, rows, cols), NO_CLICK, dtype=torch.float32, device=points.device)
     for k in range(two_n):
-        sign = k // num
-        valid = ~invalid[:, k]
-        if not bool(valid.any()):
-            continue
+        # Padding slots are masked, not skipped: no host-device sync per click slot.
         d2 = dy2[:, k, :, None] + dx2[:, k, None, :]
-        d2 = torch.where(valid.view(batch, 1, 1), d2, NO_CLICK)
-        torch.minimum(out[:, sign], d2, out=out[:, sign])
+        d2 = torch.where(invalid[:, k].view(batch, 1, 1), NO_CLICK, d2)
+        torch.minimum(out[:, k // num], d2, out=out[:, k // num])
     return out
 
 
