@@ -16,6 +16,7 @@ from isegm.data.datasets import (
     GrabCutDataset,
     PascalVocDataset,
     SBDEvaluationDataset,
+    SyntheticEvaluationDataset,
 )
 from isegm.inference.metrics import compute_noc_metric, get_iou, get_results_table
 from isegm.utils.checkpoint import CheckpointError, clean_state_dict, load_state_dict_checked, read_torch_file
@@ -70,7 +71,8 @@ def _load_single(checkpoint: Any, device, strict: bool, source: str, **kwargs) -
 
 # Registry of dataset names accepted by ``get_dataset`` (and the evaluation CLI's --datasets):
 # name -> (dataset class, config.yml key holding its root folder, extra constructor kwargs).
-# Other code may add entries (e.g. a synthetic dataset for tests or training).
+# A key of None means the dataset needs no files: the class is built from the kwargs alone.
+# Other code may add entries.
 DATASETS: dict = {
     "GrabCut": (GrabCutDataset, "GRABCUT_PATH", {}),
     "Berkeley": (BerkeleyDataset, "BERKELEY_PATH", {}),
@@ -79,6 +81,8 @@ DATASETS: dict = {
     "SBD_Train": (SBDEvaluationDataset, "SBD_PATH", {"split": "train"}),
     "PascalVOC": (PascalVocDataset, "PASCALVOC_PATH", {"split": "val"}),
     "COCO_MVal": (COCOMValDataset, "COCO_MVAL_PATH", {}),
+    # procedural images, seed 1000 (disjoint from the synthetic training seeds), one object per sample
+    "Synthetic": (SyntheticEvaluationDataset, None, {}),
 }
 
 
@@ -87,8 +91,9 @@ def get_dataset(dataset_name: str, cfg) -> ISDataset:
 
     Args:
         dataset_name: a key of :data:`DATASETS` (``GrabCut``, ``Berkeley``, ``DAVIS``, ``SBD``,
-            ``SBD_Train``, ``PascalVOC``, ``COCO_MVal``).
-        cfg: the loaded config.yml (dict or EasyDict; an object with attributes also works).
+            ``SBD_Train``, ``PascalVOC``, ``COCO_MVal``, ``Synthetic``).
+        cfg: the loaded config.yml (dict or EasyDict; an object with attributes also works); not
+            read for datasets registered without a config key (``Synthetic``).
 
     Raises:
         ValueError: unknown dataset name.
@@ -97,6 +102,8 @@ def get_dataset(dataset_name: str, cfg) -> ISDataset:
     if dataset_name not in DATASETS:
         raise ValueError(f"unknown dataset {dataset_name!r}; known datasets: {', '.join(DATASETS)}")
     dataset_class, cfg_key, kwargs = DATASETS[dataset_name]
+    if cfg_key is None:
+        return dataset_class(**kwargs)
     if isinstance(cfg, Mapping):
         path = cfg.get(cfg_key)
     else:

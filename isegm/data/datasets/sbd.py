@@ -1,7 +1,8 @@
-"""SBD evaluation set: ``<root>/img/<id>.jpg``, ``<root>/inst/<id>.mat``, ``<root>/{train,val}.txt``."""
+"""SBD: ``<root>/img/<id>.jpg``, ``<root>/inst/<id>.mat``, ``<root>/{train,val}.txt`` (training and evaluation)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Dict, List
 
 import numpy as np
 from scipy.io import loadmat
@@ -46,3 +47,68 @@ class SBDEvaluationDataset(ISDataset):
         instances_mask = (read_sbd_instances(mat_path) == instance_id).astype(np.int32)
         check_same_size(image, instances_mask, image_path, mat_path)
         return DSample(image, instances_mask, objects_ids=[1], sample_id=index)
+
+
+class SBDDataset(ISDataset):
+    """SBD for training: one multi-object sample per image of the split file (config key ``SBD_PATH``).
+
+    Objects whose area is less than ``buggy_mask_thresh`` of their bounding box are erased (thin,
+    broken annotations; the verdict is cached per image). ``name`` is ``'SBD'``, which makes
+    :class:`ISDataset` skip the small-region cleaning of the target mask, as in the original.
+    """
+
+    name = "SBD"
+
+    def __init__(self, dataset_path, split: str = "train", buggy_mask_thresh: float = 0.08, **kwargs):
+        super().__init__(**kwargs)
+        if split not in ("train", "val"):
+            raise ValueError(f"SBD split must be 'train' or 'val', got {split!r}")
+        self.dataset_split = split
+        self.dataset_path = self._require_dir(Path(dataset_path), "root folder")
+        self._images_path = self._require_dir(self.dataset_path / "img", "images folder")
+        self._insts_path = self._require_dir(self.dataset_path / "inst", "instances folder")
+        list_path = self.dataset_path / f"{split}.txt"
+        self.dataset_samples = self._read_id_list(list_path)
+        self._require_samples(list_path)
+        self._buggy_mask_thresh = buggy_mask_thresh
+        self._buggy_objects: Dict[int, List[int]] = {}
+
+    def describe_sample(self, index: int) -> str:
+        try:
+            return f"image {self.dataset_samples[index]!r}"
+        except (IndexError, TypeError):
+            return "?"
+
+    def get_sample(self, index: int) -> DSample:
+        name = self.dataset_samples[index]
+        image_path = self._images_path / f"{name}.jpg"
+        mat_path = self._insts_path / f"{name}.mat"
+        image = read_image_rgb(image_path)
+        if not mat_path.is_file():
+            raise FileNotFoundError(f"{self.name} dataset: instance file not found: {mat_path}")
+        instances_mask = read_sbd_instances(mat_path)
+        check_same_size(image, instances_mask, image_path, mat_path)
+        instances_mask = self.remove_buggy_masks(index, instances_mask)
+        instances_ids = [int(x) for x in np.unique(instances_mask) if x != 0]
+        return DSample(image, instances_mask, objects_ids=instances_ids, sample_id=index)
+
+    def remove_buggy_masks(self, index: int, instances_mask: np.ndarray) -> np.ndarray:
+        """Erase (set to 0) the objects filling less than ``buggy_mask_thresh`` of their bounding box."""
+        if self._buggy_mask_thresh <= 0.0:
+            return instances_mask
+        buggy = self._buggy_objects.get(index)
+        if buggy is None:
+            buggy = []
+            for obj_id in np.unique(instances_mask):
+                if obj_id == 0:
+                    continue
+                obj_mask = instances_mask == obj_id
+                rows = np.flatnonzero(obj_mask.any(axis=1))
+                cols = np.flatnonzero(obj_mask.any(axis=0))
+                bbox_area = (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
+                if obj_mask.sum() / bbox_area < self._buggy_mask_thresh:
+                    buggy.append(int(obj_id))
+            self._buggy_objects[index] = buggy
+        for obj_id in buggy:
+            instances_mask[instances_mask == obj_id] = 0
+        return instances_mask
