@@ -1,0 +1,408 @@
+"""``ISTrainer``: the EMC-Click training loop (the original's ``clickatt_trainer_batchconsistant``).
+
+One step: the backbone sees the first click; a random number of simulated correction clicks is
+added by running only the refiner, without gradient, on the cached backbone output; then one
+gradient pass (backbone on the first click, refiner on all clicks and the last corrected mask).
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
+from tqdm import tqdm
+
+from isegm.data.base import worker_init_fn
+from isegm.data.points_sampler import generate_probs
+from isegm.engine.click_simulation import get_rough_next_points
+from isegm.engine.optimizer import get_optimizer
+from isegm.utils import distributed as du
+from isegm.utils.checkpoint import (
+    CheckpointError,
+    clean_state_dict,
+    load_state_dict_checked,
+    read_torch_file,
+    save_checkpoint,
+)
+from isegm.utils.log import SummaryWriterAvg, TqdmToLogger, get_root_logger
+from isegm.utils.vis import save_training_panels
+
+LOSS_NAMES = ("instance_loss", "instance_aux_loss", "instance_refine_loss")
+STATE_SUFFIX = ".state.pth"
+
+
+def training_state_path(checkpoint: Union[str, Path]) -> Path:
+    """``checkpoints/last_checkpoint.pth`` -> ``checkpoints/last_checkpoint.state.pth``."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.name[: -len(".pth")] + STATE_SUFFIX)
+
+
+def weights_fingerprint(model: nn.Module) -> float:
+    """A float64 sum of all floating-point state tensors: ties a training-state file to its weights."""
+    return float(sum(t.double().sum() for t in model.state_dict().values() if t.is_floating_point()))
+
+
+def _checkpoint_interval(interval, epoch: int) -> int:
+    """``[(0, 5), (200, 1)]``: the interval of the last pair starting at or before ``epoch``."""
+    if isinstance(interval, int):
+        return interval
+    return [step for start, step in interval if start <= epoch][-1]
+
+
+class ISTrainer:
+    """Trains an EMC-Click model on ``trainset`` as the released configs did (see ``docs``/README).
+
+    Args:
+        model: the network, already on ``cfg.device``.
+        cfg: experiment config (``init_experiment``): device, ranks, paths, batch size, workers...
+        model_cfg: ``crop_size`` and ``num_max_points``.
+        loss_cfg: ``<name>`` criterion and ``<name>_weight`` for the names of ``LOSS_NAMES``; a loss
+            runs only when its weight is > 0.
+        trainset, valset: ``ISDataset`` giving ``images`` (3 x H x W), ``instances`` (1 x H x W),
+            ``points`` (2N x 3). Validation never ran in the original (``run`` skips it).
+        optimizer, optimizer_params: name in ``{'sgd', 'adam', 'adamw'}`` and its arguments.
+        lr_scheduler: ``partial`` of a torch scheduler, stepped once per epoch.
+        checkpoint_interval: ``int`` or ``[(first_epoch, every), ...]``.
+        image_dump_interval: write a picture of the batch every this many steps (<= 0: never).
+        metrics: train metrics updated with the backbone output (``AdaptiveIoU``).
+        max_interactive_points: N, the click slots per type.
+        max_num_next_clicks: simulated clicks are drawn from ``0 .. max_num_next_clicks - 1``...
+        sample_prob_sigma: ... with probabilities ``∝ sample_prob_sigma ** k``.
+        save_initial_checkpoint: also write ``checkpoints/init.pth`` before a fresh run's first step.
+    """
+
+    def __init__(self, model: nn.Module, cfg, model_cfg, loss_cfg, trainset, valset=None,
+                 optimizer: str = "adam", optimizer_params: Optional[dict] = None, image_dump_interval: int = 200,
+                 checkpoint_interval: Union[int, Sequence[Tuple[int, int]]] = 10, tb_dump_period: int = 25,
+                 max_interactive_points: int = 0, lr_scheduler=None, metrics: Optional[List] = None,
+                 additional_val_metrics=None, net_inputs=("images", "points"), max_num_next_clicks: int = 0,
+                 click_models=None, prev_mask_drop_prob: float = 0.0, sample_prob_sigma: float = 0.8,
+                 save_initial_checkpoint: bool = False):
+        self.cfg = cfg
+        self.model_cfg = model_cfg
+        self.loss_cfg = loss_cfg
+        self.max_interactive_points = max_interactive_points
+        self.max_num_next_clicks = max_num_next_clicks
+        self.sample_probs = generate_probs(max_num_next_clicks, sample_prob_sigma) if max_num_next_clicks else None
+        self.image_dump_interval = image_dump_interval
+        self.checkpoint_interval = checkpoint_interval
+        self.tb_dump_period = tb_dump_period
+        self.save_initial_checkpoint = save_initial_checkpoint
+        self.train_metrics = list(metrics or [])
+        self.is_master = cfg.rank == 0
+        self.device = torch.device(cfg.device)
+        self.logger = get_root_logger()
+        self.sw = None
+
+        world = du.get_world_size()
+        if cfg.distributed:
+            if cfg.batch_size < world:
+                raise ValueError(f"--batch-size {cfg.batch_size} is the global batch: it must be at least "
+                                 f"the number of processes ({world})")
+            cfg.batch_size //= world
+            cfg.val_batch_size = max(1, cfg.get("val_batch_size", cfg.batch_size) // world)
+        if cfg.batch_size < 2:
+            raise ValueError(f"the batch per process is {cfg.batch_size}: the networks' batch norms need at least 2 "
+                             "samples per process in training (raise --batch-size)")
+        self.trainset, self.valset = trainset, valset
+        self.logger.info("Dataset of %d samples was loaded for training.", trainset.get_samples_number())
+        self.train_data = self._loader(trainset, cfg.batch_size, shuffle=True)
+        self.val_data = self._loader(valset, cfg.get("val_batch_size", cfg.batch_size), shuffle=False) \
+            if valset is not None else None
+
+        self.logger.info(model)
+        self.optim = get_optimizer(model, optimizer, optimizer_params or {"lr": 1e-3}, self.logger)
+        self.fp16 = bool(cfg.get("fp16"))
+        if self.fp16 and self.device.type != "cuda":
+            self.logger.warning("--fp16 needs CUDA: training on %s in float32", self.device)
+            self.fp16 = False
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.fp16)
+        self.lr_scheduler = lr_scheduler(optimizer=self.optim) if lr_scheduler is not None else None
+
+        self.start_epoch = int(cfg.get("start_epoch") or 0)
+        self._load_weights(model)
+        self.net = self._wrap(model)
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        if self.cfg.distributed:
+            sampler = DistributedSampler(dataset, shuffle=shuffle)
+        else:
+            sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+        if len(dataset) // du.get_world_size() < batch_size:
+            raise ValueError(f"{type(dataset).__name__}: {len(dataset)} samples per epoch cannot fill one batch "
+                             f"of {batch_size} per process (raise --epoch-len or lower --batch-size)")
+        return DataLoader(dataset, batch_size, sampler=sampler, drop_last=True,
+                          pin_memory=self.device.type == "cuda", num_workers=self.cfg.workers,
+                          worker_init_fn=worker_init_fn, persistent_workers=self.cfg.workers > 0)
+
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        if self.cfg.distributed and du.get_world_size() > 1:
+            if self.device.type == "cuda":
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same Parameters: the optimizer stays valid
+                return nn.parallel.DistributedDataParallel(model, device_ids=[self.cfg.local_rank],
+                                                           output_device=self.cfg.local_rank,
+                                                           find_unused_parameters=True)
+            # gloo on CPU: SyncBatchNorm needs GPUs, so each process keeps its own batch statistics.
+            return nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+        if not self.cfg.distributed and self.cfg.get("multi_gpu"):
+            return nn.DataParallel(model, device_ids=self.cfg.gpu_ids, output_device=self.cfg.gpu_ids[0])
+        return model
+
+    @property
+    def model(self) -> nn.Module:
+        """The network without its DDP / DataParallel wrapper."""
+        return self.net.module if hasattr(self.net, "module") else self.net
+
+    def _load_weights(self, model: nn.Module) -> None:
+        if self.cfg.get("weights"):
+            path = self.cfg.weights
+            self.logger.info("Load weights from %s", path)
+            data = read_torch_file(path)
+            if not isinstance(data, dict) or "state_dict" not in data:
+                raise CheckpointError(f"--weights {path!r} is not a checkpoint with a 'state_dict'")
+            load_state_dict_checked(model, clean_state_dict(data["state_dict"], path), f"--weights {path!r}")
+        if self.cfg.get("resume_exp"):
+            self._resume(model)
+        elif self.start_epoch > 0:
+            self._fast_forward_scheduler(self.start_epoch)
+
+    def _resume(self, model: nn.Module) -> None:
+        """``--resume-exp``: weights from ``<resume-prefix>*.pth``, the rest from its ``.state.pth``.
+
+        The original's default prefix ``latest`` matched no file; here it means ``last_checkpoint``.
+        """
+        prefix = self.cfg.get("resume_prefix") or "latest"
+        prefix = "last_checkpoint" if prefix == "latest" else prefix
+        folder = Path(self.cfg.CHECKPOINTS_PATH)
+        found = sorted(p for p in folder.glob(f"{prefix}*.pth") if not p.name.endswith(STATE_SUFFIX))
+        if len(found) != 1:
+            names = ", ".join(p.name for p in found) or "none"
+            raise FileNotFoundError(f"--resume-exp: expected one checkpoint {folder}/{prefix}*.pth "
+                                    f"(--resume-prefix {prefix!r}), found {names}")
+        path = found[0]
+        data = read_torch_file(path)
+        load_state_dict_checked(model, clean_state_dict(data["state_dict"], str(path)), f"checkpoint {str(path)!r}")
+        state_path = training_state_path(path)
+        if not state_path.is_file():
+            self.logger.warning("Resumed weights from %s; no training state %s: the optimizer starts afresh at "
+                                "epoch %d (--start-epoch)", path, state_path.name, self.start_epoch)
+            self._fast_forward_scheduler(self.start_epoch)
+            return
+        state = read_torch_file(state_path, "training state")
+        if state.get("weights_fingerprint") != weights_fingerprint(model):
+            raise CheckpointError(f"training state {str(state_path)!r} does not belong to the weights in "
+                                  f"{str(path)!r} (a save was interrupted?); resume with --resume-prefix "
+                                  "pointing at another checkpoint, or delete the state file to restart the "
+                                  "optimizer")
+        self.optim.load_state_dict(state["optimizer"])
+        if self.lr_scheduler is not None and state.get("lr_scheduler") is not None:
+            sched = dict(state["lr_scheduler"])
+            if "milestones" in sched:
+                sched["milestones"] = Counter(sched["milestones"])
+            self.lr_scheduler.load_state_dict(sched)
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.start_epoch = int(state["epoch"]) + 1
+        self.logger.info("Resumed from %s and %s: continuing at epoch %d", path, state_path.name, self.start_epoch)
+
+    def _fast_forward_scheduler(self, epochs: int) -> None:
+        for _ in range(epochs if self.lr_scheduler is not None else 0):
+            self.lr_scheduler.step()
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def run(self, num_epochs: int, start_epoch: Optional[int] = None, validation: bool = False) -> None:
+        """Train epochs ``start_epoch .. num_epochs - 1`` (validation is off, as in every released config)."""
+        start = self.start_epoch if start_epoch is None else start_epoch
+        self.logger.info("Starting Epoch: %d", start)
+        self.logger.info("Total Epochs: %d", num_epochs)
+        if self.is_master and self.save_initial_checkpoint and start == 0:
+            save_checkpoint(self.net, Path(self.cfg.CHECKPOINTS_PATH) / "init.pth")
+        for epoch in range(start, num_epochs):
+            self.training(epoch)
+            if validation and self.val_data is not None:
+                self.validation(epoch)
+        if self.sw is not None:
+            self.sw.close()
+
+    def training(self, epoch: int) -> None:
+        if self.sw is None and self.is_master:
+            self.sw = SummaryWriterAvg(log_dir=str(self.cfg.LOGS_PATH), dump_period=self.tb_dump_period)
+        if self.cfg.distributed:
+            self.train_data.sampler.set_epoch(epoch)
+        for metric in self.train_metrics:
+            metric.reset_epoch_stats()
+        self.net.train()
+        log_prefix = "Train"
+        data = self.train_data
+        if self.is_master:
+            data = tqdm(data, file=TqdmToLogger(self.logger, mininterval=5), ncols=100, mininterval=2)
+        running = 0.0
+        for i, batch in enumerate(data):
+            global_step = epoch * len(self.train_data) + i
+            loss, losses_logging, batch, outputs = self.batch_forward(batch)
+            losses_logging["overall"] = loss.detach()
+            losses_logging = du.reduce_loss_dict(losses_logging)
+            overall = float(losses_logging["overall"])
+            if not np.isfinite(overall):  # every rank sees the same reduced value and stops together
+                raise FloatingPointError(f"non-finite training loss ({overall}) at epoch {epoch}, iteration {i} "
+                                         f"(global step {global_step}); losses: "
+                                         + ", ".join(f"{k}={float(v):.4g}" for k, v in losses_logging.items()))
+            self.optim.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optim)
+            self.scaler.update()
+            running += overall
+            if self.is_master:
+                self._log_step(log_prefix, losses_logging, global_step, batch, outputs)
+                data.set_description(f"Epoch {epoch}, training loss {running / (i + 1):.4f}")
+        if self.lr_scheduler is not None:
+            self.lr_scheduler.step()
+        if self.is_master:  # after the scheduler step: the saved state is the next epoch's
+            for metric in self.train_metrics:
+                self.sw.add_scalar(f"{log_prefix}Metrics/{metric.name}", metric.get_epoch_value(), epoch,
+                                   disable_avg=True)
+            self._save_checkpoints(epoch)
+
+    def _log_step(self, prefix: str, losses: Dict[str, torch.Tensor], step: int, batch, outputs) -> None:
+        for name, value in losses.items():
+            self.sw.add_scalar(f"{prefix}Losses/{name}", float(value), step)
+        for name in LOSS_NAMES:
+            criterion = self.loss_cfg.get(name)
+            if self.loss_cfg.get(name + "_weight", 0.0) > 0 and hasattr(criterion, "log_states"):
+                criterion.log_states(self.sw, f"{prefix}Losses/{name}", step)
+        if self.lr_scheduler is not None:
+            self.sw.add_scalar(f"{prefix}States/learning_rate", self.lr_scheduler.get_last_lr()[-1], step)
+        for metric in self.train_metrics:
+            metric.log_states(self.sw, f"{prefix}Metrics/{metric.name}", step)
+        if self.image_dump_interval > 0 and step % self.image_dump_interval == 0:
+            self.save_visualization(batch, outputs, step, prefix="train")
+
+    def _save_checkpoints(self, epoch: int) -> None:
+        folder = Path(self.cfg.CHECKPOINTS_PATH)
+        self.logger.info("Save checkpoint to %s", folder / "last_checkpoint.pth")
+        save_checkpoint(self.net, folder / "last_checkpoint.pth")
+        # The released format holds only weights and config; the rest of the state goes beside it.
+        self._save_training_state(folder / "last_checkpoint.pth", epoch)
+        interval = _checkpoint_interval(self.checkpoint_interval, epoch)
+        if interval > 0 and epoch % interval == 0:
+            self.logger.info("Save checkpoint to %s", folder / f"{epoch:03d}.pth")
+            save_checkpoint(self.net, folder / f"{epoch:03d}.pth")
+
+    def _save_training_state(self, checkpoint: Path, epoch: int) -> None:
+        sched = None
+        if self.lr_scheduler is not None:
+            sched = self.lr_scheduler.state_dict()
+            if isinstance(sched.get("milestones"), Counter):  # weights_only loading rejects Counter
+                sched["milestones"] = dict(sched["milestones"])
+        state = {"epoch": epoch, "optimizer": self.optim.state_dict(), "lr_scheduler": sched,
+                 "scaler": self.scaler.state_dict() if self.fp16 else None,
+                 "weights_fingerprint": weights_fingerprint(self.model)}
+        path = training_state_path(checkpoint)
+        tmp = f"{path}.tmp{os.getpid()}"
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def validation(self, epoch: int) -> None:
+        """Mean losses on ``valset`` (never called by the released configs, kept for experiments)."""
+        totals: Dict[str, float] = {}
+        batches = 0
+        self.net.eval()
+        with torch.no_grad():
+            for batch in self.val_data:
+                batches += 1
+                loss, losses_logging, _, _ = self.batch_forward(batch, validation=True)
+                losses_logging["overall"] = loss
+                for name, value in du.reduce_loss_dict(losses_logging).items():
+                    totals[name] = totals.get(name, 0.0) + float(value)
+        if self.is_master:
+            for name, value in totals.items():
+                self.sw.add_scalar(f"ValLosses/{name}", value / max(1, batches), epoch, disable_avg=True)
+        self.net.train()
+
+    # -- one step ----------------------------------------------------------------------------------
+
+    def batch_forward(self, batch: dict, validation: bool = False):
+        """-> (loss, per-loss values, batch on the device with the simulated clicks, network outputs)."""
+        batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        image, gt = batch["images"], batch["instances"]
+        points = batch["points"].detach().cpu().numpy().astype(np.float32)
+        points[points[..., 2] > 0] = -1  # the backbone pass starts from the first click(s) only
+        prev_output = torch.zeros_like(image[:, :1])
+        cached_lr = None
+        half = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        autocast = torch.autocast(self.device.type, dtype=half, enabled=self.fp16)
+        with torch.no_grad():
+            num_iters = int(np.random.choice(np.arange(self.max_num_next_clicks), p=self.sample_probs)) \
+                if self.sample_probs is not None else 0
+            pos_counts = np.zeros(len(points), dtype=np.int64)
+            neg_counts = np.zeros(len(points), dtype=np.int64)
+            eval_outputs = None
+            # Simulated clicks run on the bare model in eval mode: no DDP collectives, and the
+            # number of iterations may differ between ranks.
+            model = self.model
+            was_training = model.training
+            model.eval()
+            for _ in range(num_iters):
+                with autocast:
+                    eval_outputs, refined = model(torch.cat([image, prev_output], dim=1),
+                                                  torch.from_numpy(points).to(self.device), eval_outputs)
+                prev_output = torch.sigmoid(refined["instances_refined"].float())
+                points = get_rough_next_points(prev_output, gt, points, pos_counts, neg_counts,
+                                               num_points=self.max_interactive_points)
+            model.train(was_training)
+            if eval_outputs is not None:
+                cached_lr = eval_outputs["instances_lr"]
+        batch["points"] = torch.from_numpy(points).to(self.device)
+        batch["prev_mask"] = prev_output
+
+        with torch.set_grad_enabled(not validation):
+            with autocast:
+                # The previous-mask channel is zero here: the model feeds it to nothing after click 1.
+                output, refined_output = self.net(torch.cat([image, torch.zeros_like(prev_output)], dim=1),
+                                                  batch["points"], cached_instances_lr=cached_lr)
+            output = {k: v.float() if torch.is_tensor(v) else v for k, v in output.items()}
+            refined_output = {k: v.float() for k, v in refined_output.items()}
+            losses_logging: Dict[str, torch.Tensor] = {}
+            loss = torch.zeros((), device=self.device)
+            loss = self._add_loss("instance_loss", loss, losses_logging, output["instances"], gt)
+            if "instances_aux" in output:
+                loss = self._add_loss("instance_aux_loss", loss, losses_logging, output["instances_aux"], gt)
+            loss = self._add_loss("instance_refine_loss", loss, losses_logging,
+                                  refined_output["instances_refined"], gt)
+            if self.is_master and not validation:
+                with torch.no_grad():
+                    for metric in self.train_metrics:
+                        metric.update(output["instances"], gt)
+        return loss, losses_logging, batch, output
+
+    def _add_loss(self, name: str, total: torch.Tensor, logging_dict: dict, *inputs) -> torch.Tensor:
+        weight = self.loss_cfg.get(name + "_weight", 0.0)
+        if weight <= 0:
+            return total
+        value = torch.mean(self.loss_cfg.get(name)(*inputs))
+        logging_dict[name] = value.detach()
+        return total + weight * value
+
+    def save_visualization(self, batch: dict, outputs: dict, step: int, prefix: str) -> None:
+        """``vis/<prefix>/<step:06d>_iseg_baseline_vis.jpg`` of the batch's first sample."""
+        folder = Path(self.cfg.VIS_PATH) / prefix
+        folder.mkdir(parents=True, exist_ok=True)
+        image = batch["images"][0].detach().float().cpu().permute(1, 2, 0).numpy()
+        gt = batch["instances"][0, 0].detach().cpu().numpy()
+        prob = torch.sigmoid(outputs["instances"][0, 0]).detach().cpu().numpy()
+        aux = torch.sigmoid(outputs.get("instances_aux", outputs["instances"])[0, 0]).detach().cpu().numpy()
+        points = batch["points"][0].detach().cpu().numpy()
+        save_training_panels(folder / f"{step:06d}_iseg_baseline_vis.jpg", image, points, gt, prob, aux)
+
