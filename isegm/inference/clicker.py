@@ -69,8 +69,12 @@ class Clicker:
         if gt_mask is not None:
             self.gt_mask = gt_mask == 1
             self.not_ignore_mask = gt_mask != ignore_label
+            # Where a miss (object not predicted) / a false alarm (background predicted) can be.
+            self._object = self.gt_mask & self.not_ignore_mask
+            self._background = ~self.gt_mask & self.not_ignore_mask
         else:
             self.gt_mask = None
+        self._distance_cache: dict = {}   # kind -> (box, error region, its distances)
         self.reset_clicks()
         if init_clicks is not None:
             for click in init_clicks:
@@ -87,16 +91,63 @@ class Clicker:
         return self.clicks_list[:clicks_limit]
 
     def _get_next_click(self, pred_mask: np.ndarray, padding: bool = True) -> Click:
-        pred_mask = np.asarray(pred_mask).astype(bool)
+        pred_mask = np.asarray(pred_mask)
+        if pred_mask.dtype != bool:
+            pred_mask = pred_mask.astype(bool)
+        if not padding:
+            return self._get_next_click_full(pred_mask, padding)
+        fn_mask = self._object > pred_mask          # gt & ~pred & not_ignore
+        fp_mask = self._background & pred_mask      # ~gt & pred & not_ignore
+        fn_max, fn_at = self._farthest_pixel(fn_mask, "fn")
+        fp_max, fp_at = self._farthest_pixel(fp_mask, "fp")
+        # Strict: equal distances (including no error at all) give a negative click.
+        is_positive = fn_max > fp_max
+        coords = fn_at if is_positive else fp_at
+        return Click(is_positive=is_positive, coords=coords)
+
+    def _farthest_pixel(self, mask: np.ndarray, kind: str) -> Tuple[float, Tuple[Any, Any]]:
+        """-> ``(max distance, (y, x) of its first pixel in row-major order)`` over the unclicked
+        pixels of ``mask``, distances to the nearest pixel outside ``mask`` or outside the image.
+
+        Same numbers as the distance transform of the whole zero-framed mask, on the smallest
+        region that holds them: the mask's bounding box with a 1-pixel frame. Outside the box the
+        distances are 0; inside, every pixel outside the mask that is beyond the frame is farther
+        from it than the frame pixel in between, which is outside the mask too (or the image
+        border, which the original's zero frame makes a boundary). With no error left, the
+        distance is 0 at ``(0, 0)``, the original's answer. The distances of the last mask of each
+        ``kind`` are kept: an error region that did not change is not transformed again.
+        """
+        rows = np.flatnonzero(mask.any(axis=1))
+        if rows.size == 0:
+            return 0.0, (np.intp(0), np.intp(0))
+        cols = np.flatnonzero(mask.any(axis=0))
+        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        region = mask[y0:y1, x0:x1]
+        box = (y0, y1, x0, x1)
+        cached = self._distance_cache.get(kind)
+        if cached is not None and cached[0] == box and np.array_equal(cached[1], region):
+            dt = cached[2]
+        else:
+            crop = np.pad(region, ((1, 1), (1, 1)), "constant").astype(np.uint8)
+            # maskSize 0 = DIST_MASK_PRECISE (exact distances); the 3x3/5x5 approximations pick other pixels.
+            dt = cv2.distanceTransform(crop, cv2.DIST_L2, 0)[1:-1, 1:-1]
+            self._distance_cache[kind] = (box, region.copy(), dt)
+        dt = dt * self.not_clicked_map[y0:y1, x0:x1]
+        dt_max = dt.max()
+        if dt_max <= 0:
+            return 0.0, (np.intp(0), np.intp(0))
+        y, x = np.unravel_index(np.argmax(dt), dt.shape)   # first maximum in row-major order
+        return float(dt_max), (np.intp(y0 + y), np.intp(x0 + x))
+
+    def _get_next_click_full(self, pred_mask: np.ndarray, padding: bool) -> Click:
+        """The original rule on the whole image (used for ``padding=False``)."""
         fn_mask = self.gt_mask & ~pred_mask & self.not_ignore_mask
         fp_mask = ~self.gt_mask & pred_mask & self.not_ignore_mask
 
         if padding:
-            # A zero frame makes the image border a region boundary: edge pixels get distance 1.
             fn_mask = np.pad(fn_mask, ((1, 1), (1, 1)), "constant")
             fp_mask = np.pad(fp_mask, ((1, 1), (1, 1)), "constant")
 
-        # maskSize 0 = DIST_MASK_PRECISE (exact distances); the 3x3/5x5 approximations pick other pixels.
         fn_dt = cv2.distanceTransform(fn_mask.astype(np.uint8), cv2.DIST_L2, 0)
         fp_dt = cv2.distanceTransform(fp_mask.astype(np.uint8), cv2.DIST_L2, 0)
 
@@ -110,7 +161,6 @@ class Clicker:
         fn_max = np.max(fn_dt)
         fp_max = np.max(fp_dt)
 
-        # Strict: equal distances (including no error at all) give a negative click.
         is_positive = fn_max > fp_max
         dt, dt_max = (fn_dt, fn_max) if is_positive else (fp_dt, fp_max)
         coords_y, coords_x = np.where(dt == dt_max)   # row-major order: first = smallest row, then column

@@ -123,9 +123,11 @@ class EMCClickPredictor:
         points = self.points_nd(clicks)
         outputs, refined = self.net(image_nd, points, self._outputs)
         logits = refined["instances_refined"]
-        if self.with_flip:
-            logits = 0.5 * (logits[:1] + torch.flip(logits[1:], dims=[3]))   # average on logits
-        probs = F.interpolate(torch.sigmoid(logits), size=self.original_size, mode="bilinear", align_corners=True)
+        if self.with_flip:   # average on logits: 0.5 * (a + flip(b)), without temporaries
+            probs = torch.flip(logits[1:], dims=[3]).add_(logits[:1]).mul_(0.5).sigmoid_()
+        else:
+            probs = torch.sigmoid(logits)
+        probs = F.interpolate(probs, size=self.original_size, mode="bilinear", align_corners=True)
         self._outputs = outputs
         self.prev_prediction = probs
         self._clicks = list(clicks)

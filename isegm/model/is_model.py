@@ -1,15 +1,59 @@
 """``ISModel``: the part shared by both EMC-Click networks (input preparation, clicks, forward)."""
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from isegm.model.ops import BatchImageNormalize, DistMaps, ScaleLayer
+from isegm.model.ops import BatchImageNormalize, DistMaps, IncrementalClickDistance, ScaleLayer
 
 Outputs = Dict[str, torch.Tensor]
+
+CACHE_KEY = "_click_cache"
+"""Key of the :class:`ClickCache` that inference calls keep in the ``outputs`` dict."""
+
+
+class ClickCache:
+    """What a later click may reuse from earlier clicks on the same image (inference only).
+
+    Lives in the ``outputs`` dict under :data:`CACHE_KEY`, so it follows the cached outputs that
+    the caller passes back (and dies with them). Every entry is keyed by the tensors it was
+    computed from, compared by identity and, where the tensor tracks one, by version counter: a
+    new image, feature or an in-place edit recomputes the entry. The model only uses it without
+    autograd, in eval mode and outside autocast (see :meth:`ISModel.click_cache`); training
+    never sees it.
+    """
+
+    def __init__(self):
+        self._entries: Dict[str, Tuple[Tuple[Any, ...], Any]] = {}
+        self.click_distance = IncrementalClickDistance()
+
+    def get(self, name: str, sources: Tuple[torch.Tensor, ...], compute: Callable[[], Any]) -> Any:
+        """The value stored under ``name`` for ``sources``, else ``compute()`` (stored)."""
+        key = tuple((t, _version(t)) for t in sources)
+        entry = self._entries.get(name)
+        if entry is not None and len(entry[0]) == len(key) and all(
+                a is b and va == vb for (a, va), (b, vb) in zip(entry[0], key)):
+            return entry[1]
+        value = compute()
+        self._entries[name] = (key, value)
+        return value
+
+
+def _version(tensor: torch.Tensor) -> Optional[int]:
+    try:
+        return tensor._version
+    except RuntimeError:  # inference tensors keep no version counter
+        return None
+
+
+def _autocast_enabled() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu") or torch.is_autocast_enabled("cuda")
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
 
 
 def upsample(x: torch.Tensor, size) -> torch.Tensor:
@@ -78,11 +122,32 @@ class ISModel(nn.Module):
         raise NotImplementedError
 
     def refine(self, image: torch.Tensor, points: torch.Tensor, feature: torch.Tensor,
-               logits_lr: torch.Tensor) -> Outputs:
-        """Correction head on all clicks -> ``{'instances_refined': B x 1 x h x w}`` logits."""
-        click_map, dist2 = self.dist_maps_refine(image, points, out_dist_map=True)
+               logits_lr: torch.Tensor, cache: Optional[ClickCache] = None) -> Outputs:
+        """Correction head on all clicks -> ``{'instances_refined': B x 1 x h x w}`` logits.
+
+        With a ``cache`` the click distances are updated with the new clicks only and the
+        refiner reuses what does not depend on the clicks (same numbers as without).
+        """
+        if cache is None:
+            click_map, dist2 = self.dist_maps_refine(image, points, out_dist_map=True)
+        else:
+            maps = self.dist_maps_refine
+            dist2 = cache.click_distance(points, image.shape[-2], image.shape[-1], maps.spatial_scale)
+            click_map = maps.disks(dist2)
         prev_logits = upsample(logits_lr, image.shape[-2:])
-        return {"instances_refined": self.refiner(image, click_map, feature, prev_logits, points, dist2)}
+        return {"instances_refined": self.refiner(image, click_map, feature, prev_logits, points, dist2,
+                                                  cache=cache)}
+
+    def click_cache(self, cached_outputs: Optional[Outputs]) -> Optional[ClickCache]:
+        """The :class:`ClickCache` of ``cached_outputs`` (a new one on a first click), or None.
+
+        None (nothing cached, nothing reused) in train mode, with autograd enabled or under
+        autocast: training builds new images and graphs on every call.
+        """
+        if self.training or torch.is_grad_enabled() or _autocast_enabled():
+            return None
+        cache = None if cached_outputs is None else cached_outputs.get(CACHE_KEY)
+        return cache if isinstance(cache, ClickCache) else ClickCache()
 
     def forward(self, image: torch.Tensor, points: torch.Tensor, cached_outputs: Optional[Outputs] = None,
                 cached_instances_lr: Optional[torch.Tensor] = None) -> Tuple[Outputs, Outputs]:
@@ -102,8 +167,15 @@ class ISModel(nn.Module):
             (backbone logits at H x W), ``feature`` (``B x Cf x h x w``), ``instances_lr``
             (``B x 1 x h x w``) and ``click_map`` (first-click disks); ``refine_output`` holds
             ``instances_refined``, the corrected logits at H x W.
+            In inference (no autograd, eval mode, no autocast) ``outputs`` also keeps a
+            :class:`ClickCache` under :data:`CACHE_KEY` that later clicks reuse.
         """
-        image, prev_mask = self.prepare_input(image)
+        cache = self.click_cache(cached_outputs)
+        if cache is None:
+            image, prev_mask = self.prepare_input(image)
+        else:  # the predictor passes the same input tensor on every click of an image
+            raw = image
+            image, prev_mask = cache.get("input", (raw,), lambda: self.prepare_input(raw))
         size = image.shape[-2:]
         if cached_outputs is None:
             coord_features, click_map = self.get_coord_features(image, prev_mask, points)
@@ -117,8 +189,10 @@ class ISModel(nn.Module):
                 outputs["instances_aux"] = upsample(outputs["instances_aux"], size)
         else:
             outputs = cached_outputs
+        if cache is not None:
+            outputs[CACHE_KEY] = cache
         logits_lr = outputs["instances_lr"] if cached_instances_lr is None else cached_instances_lr
-        refine_output = self.refine(image, points, outputs["feature"], logits_lr.detach())
+        refine_output = self.refine(image, points, outputs["feature"], logits_lr.detach(), cache=cache)
         outputs["instances_lr"] = refine_output["instances_refined"].detach()
         refine_output["instances_refined"] = upsample(refine_output["instances_refined"], size)
         return outputs, refine_output

@@ -25,6 +25,23 @@ class XConvBnRelu2(nn.Module):
         x = self.conv3x3_2(self.norm1(self.conv3x3_1(x)))
         return self.activation(self.norm2(self.conv1x1(x)))
 
+    def depthwise_part(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """The per-channel layers (3x3, BN, 3x3) for input channels ``start:stop`` only, eval mode.
+
+        Every output channel depends on its own input channel alone, so the channels can be
+        computed in parts and concatenated before :meth:`pointwise_part` (same numbers).
+        """
+        conv1, conv2, norm = self.conv3x3_1, self.conv3x3_2, self.norm1
+        sl, groups = slice(start, stop), stop - start
+        x = F.conv2d(x, conv1.weight[sl], conv1.bias[sl], 1, 1, 1, groups)
+        x = F.batch_norm(x, norm.running_mean[sl], norm.running_var[sl], norm.weight[sl], norm.bias[sl],
+                         False, 0.0, norm.eps)
+        return F.conv2d(x, conv2.weight[sl], conv2.bias[sl], 1, 1, 1, groups)
+
+    def pointwise_part(self, x: torch.Tensor) -> torch.Tensor:
+        """1x1 -> BN -> ReLU on the output of the per-channel layers."""
+        return self.activation(self.norm2(self.conv1x1(x)))
+
 
 class ConvModule(nn.Module):
     """Conv (with bias) -> BN -> ReLU, with the state-dict names ``conv``, ``norm``."""
@@ -99,7 +116,7 @@ class AttRefineAfterLayer(nn.Module):
         self.refine_pred = nn.Conv2d(mid_dims, num_classes, 3, 1, 1)
 
     def forward(self, image: torch.Tensor, click_map: torch.Tensor, feature: torch.Tensor,
-                prev_logits: torch.Tensor, points: torch.Tensor, dist2: torch.Tensor) -> torch.Tensor:
+                prev_logits: torch.Tensor, points: torch.Tensor, dist2: torch.Tensor, cache=None) -> torch.Tensor:
         """One correction.
 
         Args:
@@ -110,16 +127,17 @@ class AttRefineAfterLayer(nn.Module):
             points: ``B x 2N x 3`` clicks ``(y, x, index)``, first N positive, padding ``-1``.
             dist2: ``B x 2 x H x W`` squared distance to the nearest pos / neg click
                 (``1e6`` where a sign has none).
+            cache: an :class:`~isegm.model.is_model.ClickCache` (inference only): the image's and
+                the backbone feature's share of the work is then done once per image.
 
         Returns:
             ``B x 1 x h x w`` corrected logits.
         """
+        if cache is not None:
+            return self._forward_inference(image, click_map, feature, prev_logits, points, dist2, cache)
         x = torch.cat([image, click_map, torch.sigmoid(prev_logits)], 1)
         image_feature = self.image_conv2(self.image_conv1(x))
-        feature = self.refine_fusion(feature)
-        if feature.shape[-2:] != image_feature.shape[-2:]:
-            feature = F.interpolate(feature, size=image_feature.shape[-2:], mode="bilinear",
-                                    align_corners=True)
+        feature = self._fit_feature(self.refine_fusion(feature), image_feature.shape[-2:])
         fuse = self.fusion1(torch.cat([feature, image_feature], dim=1))       # B x M x h x w, >= 0
 
         batch, channels, h, w = fuse.shape
@@ -136,6 +154,93 @@ class AttRefineAfterLayer(nn.Module):
         fuse = self.all_fusion(torch.cat([fuse, corr], dim=1))
         fuse = self.refine_fusion2(self.refine_fusion1(fuse))
         return self.refine_pred(fuse)
+
+    @staticmethod
+    def _fit_feature(feature: torch.Tensor, size) -> torch.Tensor:
+        if feature.shape[-2:] != size:
+            feature = F.interpolate(feature, size=size, mode="bilinear", align_corners=True)
+        return feature
+
+    # ------------------------------------------------------------------------ inference path
+    def _forward_inference(self, image, click_map, feature, prev_logits, points, dist2, cache) -> torch.Tensor:
+        """:meth:`forward` in inference, with what does not depend on the clicks done once per image.
+
+        Up to the template selection the numbers are those of the plain path bit for bit: the
+        per-channel layers of ``image_conv1`` and ``fusion1`` are split by input channel (the
+        image's and the backbone feature's shares are cached) and ``refine_fusion`` of the
+        backbone feature is cached. ``topk`` turns 1-ulp changes of its scores into different
+        templates, so nothing before it is reordered. After it, the queries of the correlation
+        are computed at the templates only (same numbers) and the attention goes through
+        ``F.scaled_dot_product_attention`` (float32 rounding differences only): see
+        :meth:`_correlate_inference` and :meth:`_attend_inference`.
+        """
+        unshuffle, block = self.image_conv1
+        n_image = image.shape[1] * unshuffle.downscale_factor ** 2
+        image_part = cache.get("refiner.image", (image,),
+                               lambda: block.depthwise_part(unshuffle(image.contiguous()), 0, n_image))
+        clicks = unshuffle(torch.cat([click_map, torch.sigmoid(prev_logits)], 1).contiguous())
+        clicks = block.depthwise_part(clicks, n_image, block.conv3x3_1.in_channels)
+        image_feature = self.image_conv2(block.pointwise_part(torch.cat([image_part, clicks], 1)))
+
+        first, second = self.fusion1
+        source, size = feature, image_feature.shape[-2:]
+        feature = cache.get("refiner.feature", (source,),
+                            lambda: self._fit_feature(self.refine_fusion(source), size))
+        mid = feature.shape[1]
+        # The plain path concatenates first, which gives a contiguous (NCHW) tensor whatever the
+        # layout of the backbone feature (SegFormer's is channels-last); the depthwise convs'
+        # rounding depends on the layout, so the parts are made contiguous too.
+        feature_part = cache.get("refiner.fusion1", (feature,),
+                                 lambda: first.depthwise_part(feature.contiguous(), 0, mid))
+        image_part = first.depthwise_part(image_feature.contiguous(), mid, 2 * mid)
+        fuse = first.pointwise_part(torch.cat([feature_part, image_part], 1))
+        fuse = second(fuse)                                                    # B x M x h x w, >= 0
+
+        _, _, h, w = fuse.shape
+        cells = click_cells(points, h, w, self.spatial_scale)
+        pos_idx, neg_idx = self.select_templates(fuse, cells, click_distance(dist2, h, w))
+
+        corr = self._correlate_inference(fuse, pos_idx, neg_idx)
+        fuse = fuse + self._attend_inference(fuse, torch.cat([pos_idx, neg_idx], dim=-1))
+        fuse = self.all_fusion(torch.cat([fuse, corr], dim=1))
+        fuse = self.refine_fusion2(self.refine_fusion1(fuse))
+        return self.refine_pred(fuse)
+
+    def _correlate_inference(self, fuse: torch.Tensor, pos_idx: torch.Tensor, neg_idx: torch.Tensor) -> torch.Tensor:
+        """:meth:`correlate` with the query conv evaluated at the 2K templates only (same numbers:
+        a 1x1 conv at one pixel is that pixel's ``F.linear``)."""
+        batch, channels, h, w = fuse.shape
+        tokens = fuse.flatten(2).transpose(1, 2)                                 # B x hw x M
+        key = self.feature_convk(fuse).reshape(1, batch * channels, h, w)
+        weight, bias = self.feature_convq.weight.flatten(1), self.feature_convq.bias
+        corrs = []
+        for idx in (pos_idx, neg_idx):
+            kernels = F.linear(gather_pixels(tokens, idx), weight, bias).reshape(-1, channels, 1, 1)
+            corr = F.conv2d(key, kernels, groups=batch).reshape(batch, -1, h, w)
+            corrs.append(self.corr_conv(corr))
+        return self.corr_fusion(torch.cat(corrs, dim=1))
+
+    def _attend_inference(self, fuse: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """The click-guided attention of :meth:`forward` (every pixel attends to the 2K templates)
+        through ``F.scaled_dot_product_attention``: no ``hw x 2K`` weight map per head is kept.
+
+        Returns ``B x M x h x w``, the attention output to add to ``fuse``.
+        """
+        mha = self.cross_attention
+        batch, embed, h, w = fuse.shape
+        heads = mha.num_heads
+        tokens = fuse.flatten(2).transpose(1, 2)                                 # B x hw x M
+        w_q, w_k, w_v = mha.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = mha.in_proj_bias.chunk(3)
+        templates = gather_pixels(tokens, idx)                                   # B x 2K x M
+
+        def split(x):                                                            # B x L x M -> B x heads x L x M/heads
+            return x.view(batch, x.shape[1], heads, embed // heads).transpose(1, 2)
+
+        out = F.scaled_dot_product_attention(split(F.linear(tokens, w_q, b_q)), split(F.linear(templates, w_k, b_k)),
+                                             split(F.linear(templates, w_v, b_v)))
+        out = F.linear(out.transpose(1, 2).reshape(batch, h * w, embed), mha.out_proj.weight, mha.out_proj.bias)
+        return out.transpose(1, 2).reshape(batch, embed, h, w)
 
     @torch.no_grad()
     def select_templates(self, fuse: torch.Tensor, cells: torch.Tensor, dist: torch.Tensor):

@@ -1,0 +1,204 @@
+#!/usr/bin/env python
+"""Per-click latency of the five EMC-Click models: first click, later clicks, a full-network baseline, sessions.
+
+    python scripts/benchmark.py --quick                 # about 2-3 minutes on one CPU thread
+    python scripts/benchmark.py --json bench.json       # 5 repeats, every click count, all baselines
+    python scripts/benchmark.py --models hr18s --size 384x512 --batch 2
+
+For each model (random weights: latency does not depend on them), on CPU and on CUDA when present
+(timed with ``torch.cuda.synchronize``), under ``torch.inference_mode``:
+
+* model calls at ``--size`` / ``--batch`` (default 384x384, batch 1): the median latency of the
+  first click (backbone + correction head) and of a later click with 1, 2, 5, 10 and 20 clicks
+  (correction head on the cached outputs, the clicks added one by one as in a session); the
+  first / later ratio (later = 2 clicks) next to the FLOP ratio of the same calls; and the same
+  for a "full network on every click" baseline (a first-click call with all clicks, what
+  RITM-style methods pay on every click);
+* a 20-click NoC session on a synthetic ``--session-size`` image (default 480x640, short side
+  resized to 384 with flip augmentation, i.e. batch 2 at 384x512, as the evaluation runs): per
+  click (median of clicks 2..20) the total time, the network (the model's forward calls) and
+  everything else (predictor, thresholding, IoU, the simulated user's next click).
+
+Prints Markdown tables and writes everything (every run, machine load, versions) to ``--json``.
+Timings on a shared machine are noisy: run it on an idle one, and compare numbers of one run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import cv2  # noqa: E402
+import torch  # noqa: E402
+
+from isegm.build import MODEL_REGISTRY  # noqa: E402
+from isegm.inference.predictor import EMCClickPredictor  # noqa: E402
+from isegm.utils.benchmarking import (  # noqa: E402
+    count_click_flops,
+    median,
+    synthetic_sample,
+    time_model_clicks,
+    time_session,
+)
+from isegm.utils.malloc import retain_freed_memory  # noqa: E402
+
+MODELS = ["hr18s", "hr18", "hr32", "segb0", "segb3"]
+
+
+def parse_size(text: str):
+    height, width = (int(v) for v in text.lower().split("x"))
+    return height, width
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
+    parser.add_argument("--size", default="384x384", help="HxW network input of the model calls (multiples of 4)")
+    parser.add_argument("--batch", type=int, default=1, help="batch of the model calls (2 = flip augmentation)")
+    parser.add_argument("--clicks", default="1,2,5,10,20", help="click counts at which a later click is timed")
+    parser.add_argument("--repeats", type=int, default=5, help="sessions of model calls per model (median)")
+    parser.add_argument("--baseline-clicks", default="", help="click counts of the full-network baseline "
+                        "(default: --clicks)")
+    parser.add_argument("--baseline-repeats", type=int, default=3)
+    parser.add_argument("--session-size", default="480x640", help="HxW of the synthetic session image")
+    parser.add_argument("--session-clicks", type=int, default=20)
+    parser.add_argument("--infer-size", type=int, default=384, help="the predictor's short side")
+    parser.add_argument("--no-flip", action="store_true", help="session without flip augmentation")
+    parser.add_argument("--no-session", action="store_true")
+    parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count of the model calls")
+    parser.add_argument("--device", default="auto", help="'cpu', 'cuda' or 'auto' (CPU, and CUDA when present)")
+    parser.add_argument("--threads", type=int, default=1, help="torch / OpenCV CPU threads (0: their defaults)")
+    parser.add_argument("--no-retain-memory", action="store_true",
+                        help="leave glibc's malloc thresholds alone (see isegm/utils/malloc.py)")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 repeats, baseline at 1 and 20 clicks once: a few minutes on one CPU thread")
+    parser.add_argument("--json", default="", help="write all results to this JSON file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats = min(args.repeats, 2)
+        args.baseline_repeats = 1
+        args.baseline_clicks = args.baseline_clicks or "1,20"
+    args.models = [m for m in args.models.split(",") if m]
+    unknown = sorted(set(args.models) - set(MODELS))
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; choose from {MODELS}")
+    args.clicks = [int(c) for c in args.clicks.split(",") if c]
+    args.baseline_clicks = [int(c) for c in (args.baseline_clicks or ",".join(map(str, args.clicks))).split(",") if c]
+    args.size, args.session_size = parse_size(args.size), parse_size(args.session_size)
+    if args.device == "auto":
+        args.devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    else:
+        args.devices = [args.device]
+    return args
+
+
+def machine(args) -> dict:
+    info = {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor() or
+            platform.machine(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+            "retain_freed_memory": args.retained}
+    if hasattr(os, "getloadavg"):
+        info["load_average_start"] = os.getloadavg()
+    if torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f}"
+
+
+def bench_device(args, device: str) -> dict:
+    height, width = args.size
+    results = {"models": {}, "sessions": {}}
+    image, gt_mask = synthetic_sample(*args.session_size)
+    for name in args.models:
+        torch.manual_seed(0)
+        model = MODEL_REGISTRY[name](init=False).eval().requires_grad_(False).to(device)
+        start = time.perf_counter()
+        timing = time_model_clicks(model, height, width, args.batch, args.clicks, args.repeats, device,
+                                   baseline_counts=args.baseline_clicks, baseline_repeats=args.baseline_repeats)
+        if not args.no_flops:
+            timing["flops"] = count_click_flops(model.cpu(), height, width, args.batch)
+            model.to(device)
+        results["models"][name] = timing
+        print(f"  [{device}] {name}: model calls timed in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        if not args.no_session:
+            start = time.perf_counter()
+            predictor = EMCClickPredictor(model, device, with_flip=not args.no_flip, infer_size=args.infer_size)
+            session = time_session(predictor, image, gt_mask, max_clicks=args.session_clicks)
+            later = slice(1, None)
+            session.update({"total_median": median(session["total"][later]),
+                            "network_median": median(session["network"][later]),
+                            "other_median": median(session["other"][later]),
+                            "net_input": list(predictor.input_size), "flip": not args.no_flip})
+            results["sessions"][name] = session
+            print(f"  [{device}] {name}: session timed in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        del model
+    return results
+
+
+def print_tables(args, device: str, results: dict) -> None:
+    height, width = args.size
+    clicks = args.clicks
+    ref = 2 if 2 in clicks else clicks[0]
+    top = max(clicks)
+    print(f"\n### {device}: model calls, batch {args.batch} x {height}x{width}, {args.threads or 'default'} "
+          f"thread(s), median of {args.repeats} (ms)\n")
+    head = " | ".join(f"later @{n}" for n in clicks)
+    print(f"| model | first click | {head} | first / later@{ref} | FLOP ratio | later@{top} / later@{ref} "
+          f"| full net @{args.baseline_clicks[0]} | full net @{args.baseline_clicks[-1]} |")
+    print("|---|" + "---:|" * (len(clicks) + 6))
+    for name, r in results["models"].items():
+        later = " | ".join(ms(r["later"][n]) for n in clicks)
+        flops = r.get("flops")
+        flop_ratio = f"{flops['first_plain'] / flops['later_plain']:.1f}" if flops else "-"
+        full = r["full"]
+        print(f"| {name} | {ms(r['first'])} | {later} | {r['first'] / r['later'][ref]:.1f} | {flop_ratio} "
+              f"| {r['later'][top] / r['later'][ref]:.2f} | {ms(full[args.baseline_clicks[0]])} "
+              f"| {ms(full[args.baseline_clicks[-1]])} |")
+    if results["sessions"]:
+        hs, ws = args.session_size
+        first = next(iter(results["sessions"].values()))
+        hn, wn = first["net_input"]
+        print(f"\n### {device}: {args.session_clicks}-click session on a {hs}x{ws} image "
+              f"(network input {'2' if first['flip'] else '1'} x {hn}x{wn}), per click, median of clicks 2..N (ms)\n")
+        print("| model | per click | network | everything else | first click |")
+        print("|---|---:|---:|---:|---:|")
+        for name, s in results["sessions"].items():
+            print(f"| {name} | {ms(s['total_median'])} | {ms(s['network_median'])} | {ms(s['other_median'])} "
+                  f"| {ms(s['total'][0])} |")
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+    args.retained = False if args.no_retain_memory else retain_freed_memory()
+    report = {"machine": machine(args), "args": {k: v for k, v in vars(args).items() if k != "devices"},
+              "devices": {}}
+    for device in args.devices:
+        report["devices"][device] = bench_device(args, device)
+    if hasattr(os, "getloadavg"):
+        report["machine"]["load_average_end"] = os.getloadavg()
+    m = report["machine"]
+    print(f"torch {m['torch']}, {m['cpu']} x{m['cpu_count']}, freed memory retained: {m['retain_freed_memory']}, "
+          f"load average {m.get('load_average_start')} -> {m.get('load_average_end')}")
+    for device, results in report["devices"].items():
+        print_tables(args, device, results)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1, default=str)
+        print(f"\nwrote {args.json}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

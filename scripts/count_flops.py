@@ -1,0 +1,97 @@
+#!/usr/bin/env python
+"""Parameters and FLOPs of a first click and of a later click for the five EMC-Click models.
+
+    python scripts/count_flops.py                      # 384x384 and 576x576 (the evaluation short sides), batch 1
+    python scripts/count_flops.py --quick              # 384x384 only
+    python scripts/count_flops.py --models hr18s --sizes 384x512 --batch 2 --json flops.json
+
+Convention: FLOPs = 2 x multiply-adds, as counted by ``torch.utils.flop_counter`` (MACs, the unit
+most papers quote, are FLOPs / 2). Counted: convolutions, matrix products and attention; not
+counted: element-wise work (BN, activations, resizing, click maps). Weights are random: FLOPs do
+not depend on them. A first click is backbone + correction head; a later click is the correction
+head alone on the cached backbone outputs. "this code" is the inference path (the image's and the
+backbone feature's share of the head done once per image); "original" the same calls on the plain
+path, i.e. the original's computation. The evaluation runs batch 2 (flip augmentation): 2x.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import torch  # noqa: E402
+
+from isegm.build import MODEL_REGISTRY  # noqa: E402
+from isegm.utils.benchmarking import count_click_flops, num_parameters  # noqa: E402
+
+MODELS = ["hr18s", "hr18", "hr32", "segb0", "segb3"]
+
+
+def parse_size(text: str):
+    height, width = (int(v) for v in text.lower().split("x"))
+    if height % 4 or width % 4:
+        raise argparse.ArgumentTypeError(f"size {text}: height and width must be multiples of 4")
+    return height, width
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
+    parser.add_argument("--sizes", default="384x384,576x576", help="comma-separated HxW network input sizes")
+    parser.add_argument("--batch", type=int, default=1, help="batch size (2 = the evaluation's flip augmentation)")
+    parser.add_argument("--quick", action="store_true", help="384x384 only")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (the counts do not depend on it; 0: torch's default)")
+    parser.add_argument("--json", default="", help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes = "384x384"
+    args.models = [m for m in args.models.split(",") if m]
+    unknown = sorted(set(args.models) - set(MODELS))
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; choose from {MODELS}")
+    args.sizes = [parse_size(s) for s in args.sizes.split(",") if s]
+    return args
+
+
+def main(argv=None) -> list:
+    args = parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    rows = []
+    for name in args.models:
+        model = MODEL_REGISTRY[name](init=False).eval().requires_grad_(False)
+        params = num_parameters(model)
+        for height, width in args.sizes:
+            flops = count_click_flops(model, height, width, args.batch)
+            rows.append({"model": name, "params": params, "height": height, "width": width, "batch": args.batch,
+                         **flops,
+                         "ratio": flops["first"] / flops["later"],
+                         "ratio_plain": flops["first_plain"] / flops["later_plain"]})
+        del model
+
+    print("FLOPs = 2 x multiply-adds (torch.utils.flop_counter; MACs = FLOPs / 2); conv, matmul and attention only.")
+    print("first = backbone + correction head; later = correction head on cached backbone outputs.\n")
+    print("| model | params | input | first click GFLOPs (GMACs) | later click GFLOPs (GMACs) | first / later "
+          "| original later GFLOPs | original first / later |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['model']} | {r['params']:,} | {r['batch']}x{r['height']}x{r['width']} "
+              f"| {r['first'] / 1e9:.2f} ({r['first'] / 2e9:.2f}) | {r['later'] / 1e9:.3f} ({r['later'] / 2e9:.3f}) "
+              f"| {r['ratio']:.1f} | {r['later_plain'] / 1e9:.3f} | {r['ratio_plain']:.1f} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"convention": "FLOPs = 2 x multiply-adds (torch.utils.flop_counter); MACs = FLOPs / 2",
+                       "torch": torch.__version__, "rows": rows}, f, indent=1)
+        print(f"\nwrote {args.json}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
