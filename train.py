@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from isegm.utils.exp import init_experiment  # noqa: E402
+from isegm.utils.malloc import retain_freed_memory  # noqa: E402
 
 cv2.setNumThreads(0)
 cv2.ocl.setUseOpenCL(False)
@@ -68,6 +69,8 @@ def load_module(script_path: str):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.cpu:
+        retain_freed_memory()  # a step reallocates the same large tensors: keep them instead of page-faulting
     model_script = load_module(args.temp_model_path or args.model_path)
     if not hasattr(model_script, "main"):
         raise AttributeError(f"model script {args.model_path!r} has no main(cfg)")

@@ -29,6 +29,7 @@ from isegm.inference.metrics import compute_noc_metric, format_miou, get_results
 from isegm.inference.predictors import get_predictor  # noqa: E402
 from isegm.inference.utils import get_dataset, load_is_model  # noqa: E402
 from isegm.utils.exp import load_config_file  # noqa: E402
+from isegm.utils.malloc import retain_freed_memory  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--clicks-limit", type=int, default=None, help="clicks the network sees (-1: n-clicks)")
     parser.add_argument("--eval-mode", default="cvpr",
                         help="'emc-click': short side 384 (576 for DAVIS); 'cvpr' (default): 400 (600 for DAVIS)")
+    parser.add_argument("--infer-size", type=int, default=None,
+                        help="short side of the network input, overriding --eval-mode's size")
     parser.add_argument("--save-ious", action="store_true")
     parser.add_argument("--print-ious", action="store_true")
     parser.add_argument("--model-name", default=None)
@@ -71,7 +74,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def infer_size(eval_mode: str, dataset_name: str) -> int:
+def infer_size(eval_mode: str, dataset_name: str, override: int = None) -> int:
+    if override:
+        return override
     if eval_mode == "emc-click":
         return 576 if dataset_name == "DAVIS" else 384
     if eval_mode == "cvpr":
@@ -130,7 +135,7 @@ def evaluate_one(args, model_path: Path, dataset, dataset_name: str, device, ran
     model = load_is_model(model_path, device)
     predictor_params = {"net_clicks_limit": args.clicks_limit} if args.clicks_limit is not None else {}
     predictor = get_predictor(model, args.mode, device, prob_thresh=args.thresh, focus_crop_r=args.focus_crop_r,
-                              zoom_in_params={"target_size": infer_size(args.eval_mode, dataset_name),
+                              zoom_in_params={"target_size": infer_size(args.eval_mode, dataset_name, args.infer_size),
                                               "expansion_ratio": args.target_crop_r},
                               predictor_params=predictor_params)
     indices = list(range(rank, len(dataset), world))
@@ -201,6 +206,8 @@ def save_results(args, all_ious, elapsed, clicks, dataset_name, model_path, logs
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.cpu:
+        retain_freed_memory()  # every click reallocates the same large tensors (see isegm/utils/malloc.py)
     cfg = load_config_file(args.config_path)
     device, rank, world = setup_device(args)
     checkpoints, logs_path, logs_prefix = checkpoints_and_logs(args, cfg)

@@ -86,7 +86,7 @@ def test_evaluation_form():
         assert len(sample) == 1 and sample.sample_id == index and sample.init_mask is None
         gt = sample.gt_mask
         assert gt.dtype == np.int32 and gt.shape == (100, 150) and set(np.unique(gt)) == {0, 1}
-        assert gt.sum() >= 0.01 * 100 * 150
+        assert gt.sum() >= 0.03 * 100 * 150
         image_index, obj_id = dataset.dataset_samples[index]
         scene = generate_scene(1000, image_index, (100, 150))
         np.testing.assert_array_equal(sample.image, scene.image)

@@ -67,7 +67,7 @@ def test_torchrun_trains_then_launch_resumes(tiny_setup):
 
     # Resume with the other launcher (the seed README's): continues at epoch 1 with Adam's moments.
     out = run([sys.executable, "-m", "torch.distributed.launch", "--nproc_per_node=2", f"--master_port={free_port()}",
-               "train.py", *common_args(config, epochs=2), "--resume-exp=000"])
+               "train.py", *common_args(config, epochs=2), "--ngpus=2", "--resume-exp=000"])
     assert "continuing at epoch 1" in out
     state = torch.load(ckpt / "last_checkpoint.state.pth", weights_only=True)
     assert state["epoch"] == 1

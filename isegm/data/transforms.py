@@ -96,15 +96,18 @@ def reseed_augmentator(augmentator: Any, seed: int) -> None:
             child.set_random_seed(child_seed)
 
 
-def train_augmentator(crop_size: Tuple[int, int] = (320, 480), seed: Optional[int] = None) -> A.Compose:
+def train_augmentator(crop_size: Tuple[int, int] = (320, 480), seed: Optional[int] = None,
+                      scale_range: Tuple[float, float] = (0.75, 1.40)) -> A.Compose:
     """EMC-Click's training pipeline (identical in all five configs), albumentations 2 API.
+
+    ``scale_range``: of the random resize (the configs' 0.75 to 1.40 by default).
 
     ``seed``: reproducible draws (see :func:`reseed_augmentator`); by default the transforms are
     seeded from the OS. DataLoader workers reseed it anyway (``isegm.data.base.worker_init_fn``).
     """
     height, width = crop_size
     compose = A.Compose([
-        UniformRandomResize(scale_range=(0.75, 1.40)),
+        UniformRandomResize(scale_range=scale_range),
         A.HorizontalFlip(),
         A.PadIfNeeded(min_height=height, min_width=width, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
         A.RandomCrop(height, width),

@@ -93,7 +93,8 @@ def get_dataset(dataset_name: str, cfg) -> ISDataset:
         dataset_name: a key of :data:`DATASETS` (``GrabCut``, ``Berkeley``, ``DAVIS``, ``SBD``,
             ``SBD_Train``, ``PascalVOC``, ``COCO_MVal``, ``Synthetic``).
         cfg: the loaded config.yml (dict or EasyDict; an object with attributes also works); not
-            read for datasets registered without a config key (``Synthetic``).
+            read for datasets registered without a config key (``Synthetic``), except for an
+            optional ``SYNTHETIC_NUM_IMAGES`` (default 20 images).
 
     Raises:
         ValueError: unknown dataset name.
@@ -102,12 +103,12 @@ def get_dataset(dataset_name: str, cfg) -> ISDataset:
     if dataset_name not in DATASETS:
         raise ValueError(f"unknown dataset {dataset_name!r}; known datasets: {', '.join(DATASETS)}")
     dataset_class, cfg_key, kwargs = DATASETS[dataset_name]
+    get = cfg.get if isinstance(cfg, Mapping) else (lambda key: getattr(cfg, key, None))
     if cfg_key is None:
-        return dataset_class(**kwargs)
-    if isinstance(cfg, Mapping):
-        path = cfg.get(cfg_key)
-    else:
-        path = getattr(cfg, cfg_key, None)
+        # A generated dataset: optionally sized by ``<NAME>_NUM_IMAGES`` (e.g. SYNTHETIC_NUM_IMAGES).
+        num_images = get(f"{dataset_name.upper()}_NUM_IMAGES")
+        return dataset_class(**kwargs, **({"num_images": int(num_images)} if num_images else {}))
+    path = get(cfg_key)
     if path is None or str(path) == "":
         raise KeyError(f"dataset {dataset_name!r} needs the key {cfg_key} (its root folder) in config.yml, "
                        "which is missing or empty")

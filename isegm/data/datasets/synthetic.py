@@ -144,7 +144,7 @@ def generate_scene(seed: int, index: int, image_size: Tuple[int, int] = DEFAULT_
     num_objects = int(rng.integers(min_objects, max_objects + 1))
     has_part = []
     for label in range(1, num_objects + 1):
-        radius = rng.uniform(0.10, 0.28) * min(height, width)
+        radius = rng.uniform(0.2, 0.42) * min(height, width)  # objects of ~3-30% of the image, as in the benchmarks
         center = (rng.uniform(0.1, 0.9) * height, rng.uniform(0.1, 0.9) * width)
         shape = _shape_mask(rng, height, width, center, radius)
         x0, y0, box_w, box_h = cv2.boundingRect(shape)
@@ -251,7 +251,7 @@ class SyntheticEvaluationDataset(ISDataset):
 
     def __init__(self, num_images: int = 20, image_size: Tuple[int, int] = DEFAULT_IMAGE_SIZE,
                  seed: int = SYNTHETIC_SEEDS["eval"], min_objects: int = 2, max_objects: int = 5,
-                 min_area_ratio: float = 0.01, part_prob: float = 0.3, **kwargs):
+                 min_area_ratio: float = 0.03, part_prob: float = 0.3, **kwargs):
         super().__init__(**kwargs)
         self.image_size = _check_args(image_size, min_objects, max_objects)
         self.seed = int(seed)

@@ -1,0 +1,29 @@
+"""The README's main job (scripts/quickstart.py), shortened: train, then evaluate before and after."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_quickstart_trains_and_reports_noc_before_and_after(tmp_path):
+    config = tmp_path / "config.yml"
+    config.write_text(f"EXPS_PATH: {tmp_path / 'exps'}\nSYNTHETIC_NUM_IMAGES: 1\n"
+                      "IMAGENET_PRETRAINED_MODELS:\n  HRNETV2_W18_SMALL: ''\n")
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
+    proc = subprocess.run([sys.executable, "scripts/quickstart.py", f"--config-path={config}", "--epochs=1",
+                           "--epoch-len=8"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    exp = tmp_path / "exps" / "quickstart" / "hrnet18s_synthetic" / "000_quickstart"
+    assert (exp / "checkpoints" / "init.pth").is_file() and (exp / "checkpoints" / "last_checkpoint.pth").is_file()
+    results = json.loads((exp / "quickstart_results.json").read_text())
+    for name in ("init", "last_checkpoint"):
+        r = results[name]
+        assert 1 <= r["NoC@85"] <= r["NoC@90"] <= 20
+        assert 0 <= r["mIoU@1"] <= 1 and 0 <= r["mIoU@5"] <= 1 and r["samples"] >= 1
+    assert "before training" in proc.stdout and "after training" in proc.stdout
