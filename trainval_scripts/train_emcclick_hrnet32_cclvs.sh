@@ -1,19 +1,4 @@
 #!/usr/bin/env bash
 # EMC-Click hrnet32: 8 GPUs, global batch 64 (8 per GPU), 4 data workers per process.
-# Extra arguments are passed to train.py (e.g. --resume-exp=000 or, for a CPU run, --cpu; see the README).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-
-CONFIG=models/emcclick/hrnet32_att_cclvis.py
-EXP_NAME=hrnet32_att_cclvis
-nGPUS=${nGPUS:-8}
-nBS=${nBS:-64}
-nWORKERS=${nWORKERS:-4}
-PORT=$(expr $RANDOM + 5000)
-
-python -m torch.distributed.launch --nproc_per_node=$nGPUS --master_port=$PORT \
-    train.py $CONFIG \
-    --ngpus=$nGPUS \
-    --workers=$nWORKERS \
-    --batch-size=$nBS \
-    --exp-name=$EXP_NAME "$@"
+CONFIG=models/emcclick/hrnet32_att_cclvis.py EXP_NAME=hrnet32_att_cclvis nGPUS=${nGPUS:-8} \
+    exec "$(dirname "$0")/launch.sh" "$@"
