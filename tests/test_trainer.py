@@ -100,3 +100,10 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
 def test_batch_of_one_per_process_is_refused(tmp_path):
     with pytest.raises(ValueError, match="at least 2"):
         tiny_trainer(tiny_cfg(tmp_path, batch_size=1))
+
+
+def test_weights_that_are_not_a_checkpoint_are_refused(tmp_path):
+    bad = tmp_path / "tensor.pth"
+    torch.save(torch.zeros(3), bad)
+    with pytest.raises(CheckpointError, match=r"--weights .*tensor\.pth.* is not a checkpoint with a 'state_dict'"):
+        tiny_trainer(tiny_cfg(tmp_path, weights=str(bad)))

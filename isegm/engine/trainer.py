@@ -6,7 +6,6 @@ gradient pass (backbone on the first click, refiner on all clicks and the last c
 """
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -24,8 +23,8 @@ from isegm.engine.optimizer import get_optimizer
 from isegm.utils import distributed as du
 from isegm.utils.checkpoint import (
     CheckpointError,
-    clean_state_dict,
-    load_state_dict_checked,
+    atomic_save,
+    load_checkpoint_weights,
     read_torch_file,
     save_checkpoint,
 )
@@ -162,12 +161,8 @@ class ISTrainer:
 
     def _load_weights(self, model: nn.Module) -> None:
         if self.cfg.get("weights"):
-            path = self.cfg.weights
-            self.logger.info("Load weights from %s", path)
-            data = read_torch_file(path)
-            if not isinstance(data, dict) or "state_dict" not in data:
-                raise CheckpointError(f"--weights {path!r} is not a checkpoint with a 'state_dict'")
-            load_state_dict_checked(model, clean_state_dict(data["state_dict"], path), f"--weights {path!r}")
+            self.logger.info("Load weights from %s", self.cfg.weights)
+            load_checkpoint_weights(model, self.cfg.weights, "--weights")
         if self.cfg.get("resume_exp"):
             self._resume(model)
         elif self.start_epoch > 0:
@@ -187,8 +182,7 @@ class ISTrainer:
             raise FileNotFoundError(f"--resume-exp: expected one checkpoint {folder}/{prefix}*.pth "
                                     f"(--resume-prefix {prefix!r}), found {names}")
         path = found[0]
-        data = read_torch_file(path)
-        load_state_dict_checked(model, clean_state_dict(data["state_dict"], str(path)), f"checkpoint {str(path)!r}")
+        load_checkpoint_weights(model, path)
         state_path = training_state_path(path)
         if not state_path.is_file():
             self.logger.warning("Resumed weights from %s; no training state %s: the optimizer starts afresh at "
@@ -305,14 +299,7 @@ class ISTrainer:
         state = {"epoch": epoch, "optimizer": self.optim.state_dict(), "lr_scheduler": sched,
                  "scaler": self.scaler.state_dict() if self.fp16 else None,
                  "weights_fingerprint": weights_fingerprint(self.model)}
-        path = training_state_path(checkpoint)
-        tmp = f"{path}.tmp{os.getpid()}"
-        try:
-            torch.save(state, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_save(state, training_state_path(checkpoint))
 
     def validation(self, epoch: int) -> None:
         """Mean losses on ``valset`` (never called by the released configs, kept for experiments)."""

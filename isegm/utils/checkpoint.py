@@ -160,11 +160,26 @@ def save_checkpoint(model: torch.nn.Module, path: PathLike) -> None:
     net = model.module if hasattr(model, "module") else model
     if not hasattr(net, "_config"):
         raise TypeError(f"{type(net).__name__} has no _config: decorate its __init__ with @serialize")
+    atomic_save({"state_dict": net.state_dict(), "config": net._config}, path)
+
+
+def atomic_save(obj: Any, path: PathLike) -> None:
+    """``torch.save`` to a temporary file, then rename: ``path`` is never left half-written."""
     path = os.fspath(path)
     tmp = f"{path}.tmp{os.getpid()}"
     try:
-        torch.save({"state_dict": net.state_dict(), "config": net._config}, tmp)
+        torch.save(obj, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def load_checkpoint_weights(model: torch.nn.Module, path: PathLike, what: str = "checkpoint") -> dict:
+    """Load the ``state_dict`` of a released-format file into ``model`` strictly; -> the file's dict."""
+    data = read_torch_file(path, what)
+    source = f"{what} {os.fspath(path)!r}"
+    if not isinstance(data, dict) or "state_dict" not in data:
+        raise CheckpointError(f"{source} is not a checkpoint with a 'state_dict'")
+    load_state_dict_checked(model, clean_state_dict(data["state_dict"], source), source)
+    return data
