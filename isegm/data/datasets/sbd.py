@@ -17,7 +17,21 @@ def read_sbd_instances(mat_path) -> np.ndarray:
     return loadmat(str(mat_path))["GTinst"][0][0][0].astype(np.int32)
 
 
-class SBDEvaluationDataset(ISDataset):
+class _SBDLayout(ISDataset):
+    """``<root>/img/<id>.jpg``, ``<root>/inst/<id>.mat`` and the split lists ``<root>/{train,val}.txt``."""
+
+    def _open_layout(self, dataset_path, split: str) -> Path:
+        """Check the folders; -> the split list's path."""
+        if split not in ("train", "val"):
+            raise ValueError(f"SBD split must be 'train' or 'val', got {split!r}")
+        self.dataset_split = split
+        self.dataset_path = self._require_dir(Path(dataset_path), "root folder")
+        self._images_path = self._require_dir(self.dataset_path / "img", "images folder")
+        self._insts_path = self._require_dir(self.dataset_path / "inst", "instances folder")
+        return self.dataset_path / f"{split}.txt"
+
+
+class SBDEvaluationDataset(_SBDLayout):
     """One sample per (image, instance): images in the split file's order, instances by increasing id.
 
     The original cached this list as ``<root>/<split>_images_and_ids_list.pkl`` inside the dataset
@@ -29,13 +43,7 @@ class SBDEvaluationDataset(ISDataset):
 
     def __init__(self, dataset_path, split: str = "val", **kwargs):
         super().__init__(**kwargs)
-        if split not in ("train", "val"):
-            raise ValueError(f"SBD split must be 'train' or 'val', got {split!r}")
-        self.dataset_split = split
-        self.dataset_path = self._require_dir(Path(dataset_path), "root folder")
-        self._images_path = self._require_dir(self.dataset_path / "img", "images folder")
-        self._insts_path = self._require_dir(self.dataset_path / "inst", "instances folder")
-        list_path = self.dataset_path / f"{split}.txt"
+        list_path = self._open_layout(dataset_path, split)
         self._list_instances(list_path, lambda name: self._insts_path / f"{name}.mat", read_sbd_instances,
                              (0,), "instance file")
 
@@ -49,7 +57,7 @@ class SBDEvaluationDataset(ISDataset):
         return DSample(image, instances_mask, objects_ids=[1], sample_id=index)
 
 
-class SBDDataset(ISDataset):
+class SBDDataset(_SBDLayout):
     """SBD for training: one multi-object sample per image of the split file (config key ``SBD_PATH``).
 
     Objects whose area is less than ``buggy_mask_thresh`` of their bounding box are erased (thin,
@@ -61,13 +69,7 @@ class SBDDataset(ISDataset):
 
     def __init__(self, dataset_path, split: str = "train", buggy_mask_thresh: float = 0.08, **kwargs):
         super().__init__(**kwargs)
-        if split not in ("train", "val"):
-            raise ValueError(f"SBD split must be 'train' or 'val', got {split!r}")
-        self.dataset_split = split
-        self.dataset_path = self._require_dir(Path(dataset_path), "root folder")
-        self._images_path = self._require_dir(self.dataset_path / "img", "images folder")
-        self._insts_path = self._require_dir(self.dataset_path / "inst", "instances folder")
-        list_path = self.dataset_path / f"{split}.txt"
+        list_path = self._open_layout(dataset_path, split)
         self.dataset_samples = self._read_id_list(list_path)
         self._require_samples(list_path)
         self._buggy_mask_thresh = buggy_mask_thresh
