@@ -34,8 +34,8 @@ def tiny_trainer(cfg, **kwargs):
     model_cfg = EasyDict(crop_size=CROP, num_max_points=24)
     trainset = SyntheticDataset(num_samples=8, image_size=(80, 120), seed=0,
                                 augmentator=train_augmentator(CROP, seed=0, scale_range=(0.6, 0.8)),
-                                points_sampler=first_point_sampler(), min_object_area=50, epoch_len=2)
-    trainset.min_mask_area, trainset.small_region_size = 50, 10
+                                points_sampler=first_point_sampler(), min_object_area=50, epoch_len=2,
+                                min_mask_area=50, small_region_size=10)
     return make_trainer(model, cfg, model_cfg, trainset, lr=1e-3, aux_loss_weight=0.4, image_dump_interval=1,
                         checkpoint_interval=[(0, 1)], **kwargs)
 

@@ -320,8 +320,8 @@ def test_getitem_output():
 
 
 def test_getitem_without_augmentation_and_index_range():
-    dataset = SyntheticDataset(num_samples=3, image_size=(200, 300), min_object_area=0)
-    dataset.min_mask_area = 50  # the scenes are small; accept any reasonable object
+    # the scenes are small; accept any reasonable object
+    dataset = SyntheticDataset(num_samples=3, image_size=(200, 300), min_object_area=0, min_mask_area=50)
     out = dataset[1]
     assert out["images"].shape == (3, 200, 300) and out["instances"].shape == (1, 200, 300)
     with pytest.raises(IndexError):
@@ -543,8 +543,8 @@ def test_coco_lvis_missing_paths(tmp_path):
 
 def test_coco_lvis_broken_samples(tmp_path):
     export_coco_lvis(tmp_path, num_images=3, seed=0)
-    dataset = CocoLvisDataset(tmp_path, augmentator=val_augmentator((320, 480)), min_object_area=100)
-    dataset.min_mask_area = 100
+    dataset = CocoLvisDataset(tmp_path, augmentator=val_augmentator((320, 480)), min_object_area=100,
+                              min_mask_area=100)
     assert dataset[0]["instances"].shape == (1, 320, 480)
     (tmp_path / "train" / "images" / "000000000001.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(SampleLoadError, match=r"CocoLvis dataset: sample 1 \(image '000000000001'\) failed: "
@@ -610,8 +610,7 @@ def test_sbd_training_dataset(tmp_path, monkeypatch):
 def test_synthetic_scene_trains_on_its_objects():
     scene = generate_scene(0, 0)
     dataset = synthetic_trainset(num_samples=1, augmentator=None, epoch_len=-1, min_object_area=0,
-                                 points_sampler=emc_sampler(merge_objects_prob=0.0))
-    dataset.min_mask_area = 0
+                                 points_sampler=emc_sampler(merge_objects_prob=0.0), min_mask_area=0)
     roots = [scene.layers[:, :, node["mapping"][0]] == node["mapping"][1]
              for node in scene.objects.values() if node["parent"] is None]
     for _ in range(5):

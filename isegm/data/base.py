@@ -59,13 +59,12 @@ class ISDataset(Dataset, abc.ABC):
             sample (the index is ignored).
         with_refiner, focus_size: accepted for config compatibility; only ``with_refiner=False``
             (what the EMC-Click configs use) is implemented.
+        min_mask_area, max_mask_area_ratio: a target mask is accepted with more than
+            ``min_mask_area`` pixels and less than ``max_mask_area_ratio`` of the crop.
+        small_region_size: connected parts of the target smaller than this are erased (not for SBD).
     """
 
     name: str = "ISDataset"
-    # Acceptance rules of __getitem__ (the original's constants).
-    min_mask_area: int = 1000  # target mask must have more pixels than this ...
-    max_mask_area_ratio: float = 0.85  # ... and fewer than this fraction of the crop
-    small_region_size: int = 900  # connected parts of the target smaller than this are erased (not for SBD)
     # Caps that turn a sample that can never be accepted into an error instead of an endless loop.
     max_sample_attempts: int = 1000  # consecutive rejected samples in one __getitem__
     max_augment_attempts: int = 100  # augmentations of one sample that leave no object
@@ -73,8 +72,13 @@ class ISDataset(Dataset, abc.ABC):
     def __init__(self, augmentator=None, points_sampler: Optional[BasePointSampler] = None,
                  min_object_area: int = 0, keep_background_prob: float = 0.0, with_image_info: bool = False,
                  samples_scores_path=None, samples_scores_gamma: float = 1.0, epoch_len: int = -1,
-                 with_refiner: bool = False, focus_size: int = 192):
+                 with_refiner: bool = False, focus_size: int = 192, min_mask_area: int = 1000,
+                 max_mask_area_ratio: float = 0.85, small_region_size: int = 900):
         super().__init__()
+        # Acceptance rules of __getitem__; the defaults are the original's constants.
+        self.min_mask_area = min_mask_area
+        self.max_mask_area_ratio = max_mask_area_ratio
+        self.small_region_size = small_region_size
         if with_refiner:
             raise NotImplementedError(f"{self.name} dataset: with_refiner=True (focus crops) is not implemented; "
                                       "the EMC-Click configs use with_refiner=False")

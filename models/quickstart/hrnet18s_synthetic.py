@@ -39,9 +39,8 @@ def main(cfg):
     augmentator = train_augmentator(CROP_SIZE, scale_range=(0.75 * SCALE, 1.40 * SCALE))
     trainset = SyntheticDataset(num_samples=5000, image_size=IMAGE_SIZE, seed=SYNTHETIC_SEEDS["train"],
                                 augmentator=augmentator, points_sampler=first_point_sampler(),
-                                min_object_area=MIN_AREA, epoch_len=cfg.get("epoch_len") or EPOCH_LEN)
-    trainset.min_mask_area = MIN_AREA
-    trainset.small_region_size = MIN_AREA // 3
+                                min_object_area=MIN_AREA, min_mask_area=MIN_AREA, small_region_size=MIN_AREA // 3,
+                                epoch_len=cfg.get("epoch_len") or EPOCH_LEN)
     epochs = cfg.get("epochs") or EPOCHS
     trainer = make_trainer(model, cfg, model_cfg, trainset, lr=LR, aux_loss_weight=0.4,
                            milestones=[int(epochs * 0.8)], checkpoint_interval=0, image_dump_interval=200,
