@@ -43,18 +43,15 @@ from isegm.inference.predictor import EMCClickPredictor  # noqa: E402
 from isegm.utils.benchmarking import (  # noqa: E402
     count_click_flops,
     median,
+    parse_size,
+    select_models,
     synthetic_sample,
     time_model_clicks,
     time_session,
 )
 from isegm.utils.malloc import retain_freed_memory  # noqa: E402
 
-MODELS = ["hr18s", "hr18", "hr32", "segb0", "segb3"]
-
-
-def parse_size(text: str):
-    height, width = (int(v) for v in text.lower().split("x"))
-    return height, width
+MODELS = list(MODEL_REGISTRY)
 
 
 def parse_args(argv=None):
@@ -85,13 +82,13 @@ def parse_args(argv=None):
         args.repeats = min(args.repeats, 2)
         args.baseline_repeats = 1
         args.baseline_clicks = args.baseline_clicks or "1,20"
-    args.models = [m for m in args.models.split(",") if m]
-    unknown = sorted(set(args.models) - set(MODELS))
-    if unknown:
-        parser.error(f"unknown model(s) {unknown}; choose from {MODELS}")
+    args.models = select_models(args.models, parser)
     args.clicks = [int(c) for c in args.clicks.split(",") if c]
     args.baseline_clicks = [int(c) for c in (args.baseline_clicks or ",".join(map(str, args.clicks))).split(",") if c]
-    args.size, args.session_size = parse_size(args.size), parse_size(args.session_size)
+    try:
+        args.size, args.session_size = parse_size(args.size, 4), parse_size(args.session_size)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.device == "auto":
         args.devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     else:

@@ -27,16 +27,9 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import torch  # noqa: E402
 
 from isegm.build import MODEL_REGISTRY  # noqa: E402
-from isegm.utils.benchmarking import count_click_flops, num_parameters  # noqa: E402
+from isegm.utils.benchmarking import count_click_flops, num_parameters, parse_size, select_models  # noqa: E402
 
-MODELS = ["hr18s", "hr18", "hr32", "segb0", "segb3"]
-
-
-def parse_size(text: str):
-    height, width = (int(v) for v in text.lower().split("x"))
-    if height % 4 or width % 4:
-        raise argparse.ArgumentTypeError(f"size {text}: height and width must be multiples of 4")
-    return height, width
+MODELS = list(MODEL_REGISTRY)
 
 
 def parse_args(argv=None):
@@ -51,11 +44,11 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes = "384x384"
-    args.models = [m for m in args.models.split(",") if m]
-    unknown = sorted(set(args.models) - set(MODELS))
-    if unknown:
-        parser.error(f"unknown model(s) {unknown}; choose from {MODELS}")
-    args.sizes = [parse_size(s) for s in args.sizes.split(",") if s]
+    args.models = select_models(args.models, parser)
+    try:
+        args.sizes = [parse_size(s, 4) for s in args.sizes.split(",") if s]
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pickle
 import sys
 from datetime import datetime
@@ -28,6 +27,7 @@ from isegm.inference.evaluation import evaluate_dataset  # noqa: E402
 from isegm.inference.metrics import compute_noc_metric, format_miou, get_results_table  # noqa: E402
 from isegm.inference.predictors import get_predictor  # noqa: E402
 from isegm.inference.utils import get_dataset, load_is_model  # noqa: E402
+from isegm.utils import distributed as du  # noqa: E402
 from isegm.utils.exp import load_config_file  # noqa: E402
 from isegm.utils.malloc import retain_freed_memory  # noqa: E402
 
@@ -62,8 +62,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--logs-path", default="")
     parser.add_argument("--target-crop-r", type=float, default=1.40, help="unused by EMC-Click (kept for scripts)")
     parser.add_argument("--focus-crop-r", type=float, default=1.40, help="unused by EMC-Click (kept for scripts)")
-    parser.add_argument("--local-rank", "--local_rank", dest="local_rank", type=int,
-                        default=int(os.environ.get("LOCAL_RANK", 0)))
+    parser.add_argument("--local-rank", "--local_rank", dest="local_rank", type=int, default=0,
+                        help="set by torch.distributed.launch (torchrun sets LOCAL_RANK instead)")
     args = parser.parse_args(argv)
     if (args.iou_analysis or args.print_ious) and args.min_n_clicks <= 1:
         args.target_iou = 1.01
@@ -113,7 +113,8 @@ def checkpoints_and_logs(args, cfg):
 
 def setup_device(args):
     """-> (device, rank, world_size); joins the process group when launched with several processes."""
-    distributed = "WORLD_SIZE" in os.environ
+    distributed = du.is_launched()
+    args.local_rank = du.local_rank_from_env(args.local_rank)
     gpu_ids = [int(g) for g in args.gpus.split(",") if g.strip()] if not args.cpu else []
     if not args.cpu and not torch.cuda.is_available():
         raise SystemExit("no CUDA device is available: add --cpu (in place of --gpus) to evaluate on the CPU")

@@ -21,8 +21,30 @@ from torch.utils.flop_counter import FlopCounterMode
 
 Click = Tuple[float, float, bool]
 
-__all__ = ["synthetic_clicks", "points_tensor", "count_flops", "count_click_flops", "num_parameters",
-           "Timer", "time_model_clicks", "synthetic_sample", "time_session", "median"]
+__all__ = ["parse_size", "select_models", "synthetic_clicks", "points_tensor", "count_flops", "count_click_flops",
+           "num_parameters", "Timer", "time_model_clicks", "synthetic_sample", "time_session", "median"]
+
+
+def parse_size(text: str, multiple: int = 1) -> Tuple[int, int]:
+    """``'384x512'`` -> ``(384, 512)``; ValueError unless both sides are multiples of ``multiple``."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size {text!r}: expected HxW, e.g. 384x512") from None
+    if height % multiple or width % multiple:
+        raise ValueError(f"size {text}: height and width must be multiples of {multiple}")
+    return height, width
+
+
+def select_models(names: str, parser) -> List[str]:
+    """Comma-separated model names -> list, each a key of ``MODEL_REGISTRY`` (else ``parser.error``)."""
+    from isegm.build import MODEL_REGISTRY
+
+    models = [m for m in names.split(",") if m]
+    unknown = sorted(set(models) - set(MODEL_REGISTRY))
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; choose from {list(MODEL_REGISTRY)}")
+    return models
 
 
 def synthetic_clicks(num: int, height: int, width: int, seed: int = 0) -> List[Click]:
