@@ -14,7 +14,7 @@ import torch
 from isegm.build import MODEL_REGISTRY
 from isegm.utils.checkpoint import save_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = str(REPO / "scripts" / "evaluate_model.py")
 pytestmark = pytest.mark.slow
 

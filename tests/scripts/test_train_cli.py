@@ -11,7 +11,7 @@ import torch
 from isegm.data.datasets import export_coco_lvis
 from isegm.inference.utils import load_is_model
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = "models/emcclick/hrnet18s_att_cclvis.py"
 
 

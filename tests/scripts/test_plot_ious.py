@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "plot_ious_analysis.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "plot_ious_analysis.py"
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from torch import nn
 from isegm.model.modeling.hrnet_ocr import HighResolutionNet
 from isegm.utils.checkpoint import CheckpointError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
 SPEC_DIR = SHARED / "spec" / "checkpoints"
 FIXTURES = SHARED / "fixtures"
 PREFIX = "feature_extractor."

@@ -12,7 +12,7 @@ from isegm.model.modeling.segformer.mix_transformer import mit_b0
 from isegm.model.modeling.segformer.segformer_model import SegFormer
 from isegm.utils.checkpoint import CheckpointError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
 SPEC = SHARED / "spec" / "checkpoints"
 FIXTURES = SHARED / "fixtures"
 PREFIX = "feature_extractor."

@@ -18,7 +18,7 @@ from isegm.model.is_model import CACHE_KEY, ClickCache
 from isegm.model.ops import IncrementalClickDistance, squared_click_distance
 from isegm.model.refiner import AttRefineAfterLayer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _points(clicks_per_sample, dtype=torch.float64):
