@@ -1,6 +1,8 @@
 """Simulated correction clicks for training (the EMC-Click trainer's ``get_rough_next_points``)."""
 from __future__ import annotations
 
+from typing import Optional, Tuple
+
 import cv2
 import numpy as np
 import torch
@@ -64,3 +66,52 @@ def get_rough_next_points(pred: torch.Tensor, gt: torch.Tensor, points: np.ndarr
             neg_counts[b] += 1
             points[b, 2 * num_points - neg_counts[b]] = (y, x, neg_counts[b])
     return points
+
+
+def simulate_corrections(model, image: torch.Tensor, gt: torch.Tensor, points: np.ndarray, num_iters: int,
+                         num_points: int, autocast, attention: str = "fast"
+                         ) -> Tuple[np.ndarray, torch.Tensor, Optional[torch.Tensor]]:
+    """The training step's simulated user: ``num_iters`` corrections, each followed by a new click.
+
+    The network runs as at inference (eval mode, no gradient; :meth:`encode` once, then
+    :meth:`correct`), the same code path whatever the precision (``autocast`` is the caller's
+    context, disabled in float32). The caller's model mode is restored. ``attention`` defaults to
+    ``'fast'``, what this project's training has always used here (the original ran the exact
+    arithmetic; the two differ by float32 rounding, and simulated clicks are drawn at random anyway).
+
+    Args:
+        model: the bare network (not a DDP wrapper: the number of iterations differs between ranks).
+        image: ``B x 3 x H x W`` RGB in [0, 1].
+        gt: ``B x 1 x H x W`` ground truth.
+        points: ``B x 2N x 3`` float32 rows ``(y, x, order)`` (see :func:`get_rough_next_points`),
+            updated in place.
+        num_iters: corrections to simulate (0: none).
+        num_points: N, the click slots per type.
+
+    Returns:
+        ``(points, prev_probs, logits_lr)``: the points with the simulated clicks, ``B x 1 x H x W``
+        probabilities of the last correction (zeros without one), and the ``B x 1 x h x w`` logits
+        the gradient pass starts from (None without a correction: the backbone's own).
+    """
+    prev_probs = torch.zeros_like(image[:, :1])
+    if num_iters == 0:
+        return points, prev_probs, None
+    pos_counts = np.zeros(len(points), dtype=np.int64)
+    neg_counts = np.zeros(len(points), dtype=np.int64)
+    net_input = torch.cat([image, prev_probs], dim=1)   # the mask channel reaches no released network
+    embedding, correction = None, None
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for _ in range(num_iters):
+                point_tensor = torch.from_numpy(points).to(image.device)
+                with autocast:
+                    if embedding is None:
+                        embedding = model.encode(net_input, point_tensor)
+                    correction = model.correct(embedding, point_tensor, correction, attention=attention)
+                prev_probs = torch.sigmoid(correction.logits.float())
+                points = get_rough_next_points(prev_probs, gt, points, pos_counts, neg_counts, num_points=num_points)
+    finally:
+        model.train(was_training)
+    return points, prev_probs, correction.logits_lr

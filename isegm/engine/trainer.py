@@ -1,14 +1,17 @@
 """``ISTrainer``: the EMC-Click training loop (the original's ``clickatt_trainer_batchconsistant``).
 
 One step: the backbone sees the first click; a random number of simulated correction clicks is
-added by running only the refiner, without gradient, on the cached backbone output; then one
-gradient pass (backbone on the first click, refiner on all clicks and the last corrected mask).
+added by running only the correction head, without gradient, on the backbone output of the first
+(:func:`~isegm.engine.click_simulation.simulate_corrections`); then one gradient pass (backbone on
+the first click, head on all clicks and the last corrected mask).
 """
 from __future__ import annotations
 
+import logging
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -18,21 +21,80 @@ from tqdm import tqdm
 
 from isegm.data.base import worker_init_fn
 from isegm.data.points_sampler import generate_probs
-from isegm.engine.click_simulation import get_rough_next_points
+from isegm.engine.click_simulation import simulate_corrections
 from isegm.engine.optimizer import get_optimizer
+from isegm.model.checkpoint import CheckpointError, load_weights, read_checkpoint, save_checkpoint
 from isegm.utils import distributed as du
-from isegm.utils.checkpoint import (
-    CheckpointError,
-    atomic_save,
-    load_checkpoint_weights,
-    read_torch_file,
-    save_checkpoint,
-)
-from isegm.utils.log import SummaryWriterAvg, TqdmToLogger, get_root_logger
+from isegm.utils.log import SummaryWriterAvg, TqdmToLogger
+from isegm.utils.torch_files import atomic_save, read_torch_file
 from isegm.utils.vis import save_training_panels
 
 LOSS_NAMES = ("instance_loss", "instance_aux_loss", "instance_refine_loss")
 STATE_SUFFIX = ".state.pth"
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """What the trainer needs of an experiment; built once, never modified.
+
+    Attributes:
+        checkpoints_path, logs_path, vis_path: the experiment's folders.
+        device: where the model runs.
+        batch_size: the global batch, split over the processes.
+        workers: DataLoader workers per process.
+        distributed: launched as several processes (``torch.distributed``).
+        rank, local_rank: this process's ranks.
+        gpu_ids: GPUs of a single process (DataParallel when more than one).
+        fp16: mixed precision (CUDA only).
+        start_epoch: first epoch when no training state is resumed.
+        weights: checkpoint whose weights initialise the model (``--weights``).
+        resume: continue the experiment (``--resume-exp``) from ``resume_prefix``.
+        resume_prefix: ``'latest'`` (``last_checkpoint.pth``) or a checkpoint file prefix.
+    """
+
+    checkpoints_path: Path
+    logs_path: Path
+    vis_path: Path
+    device: torch.device = torch.device("cpu")
+    batch_size: int = 32
+    workers: int = 4
+    distributed: bool = False
+    rank: int = 0
+    local_rank: int = 0
+    gpu_ids: Tuple[int, ...] = ()
+    fp16: bool = False
+    start_epoch: int = 0
+    weights: Optional[str] = None
+    resume: bool = False
+    resume_prefix: str = "latest"
+
+    @classmethod
+    def from_experiment(cls, cfg: Any, default_batch_size: int = 32) -> "TrainerConfig":
+        """From :func:`isegm.utils.exp.init_experiment`'s config (``batch_size < 1``: the default)."""
+        batch = int(cfg.get("batch_size") or -1)
+        return cls(checkpoints_path=Path(cfg.CHECKPOINTS_PATH), logs_path=Path(cfg.LOGS_PATH),
+                   vis_path=Path(cfg.VIS_PATH), device=torch.device(cfg.get("device", "cpu")),
+                   batch_size=batch if batch > 0 else default_batch_size, workers=int(cfg.get("workers") or 0),
+                   distributed=bool(cfg.get("distributed")), rank=int(cfg.get("rank") or 0),
+                   local_rank=int(cfg.get("local_rank") or 0), gpu_ids=tuple(cfg.get("gpu_ids") or ()),
+                   fp16=bool(cfg.get("fp16")), start_epoch=int(cfg.get("start_epoch") or 0),
+                   weights=cfg.get("weights") or None, resume=bool(cfg.get("resume_exp")),
+                   resume_prefix=cfg.get("resume_prefix") or "latest")
+
+    def batch_per_process(self, world_size: int) -> int:
+        """The per-process batch; ValueError when it cannot be split or is below 2 (batch norm)."""
+        batch = self.batch_size
+        if self.distributed:
+            if batch < world_size:
+                raise ValueError(f"--batch-size {batch} is the global batch: it must be at least the number "
+                                 f"of processes ({world_size})")
+            batch //= world_size
+        if batch < 2:
+            raise ValueError(f"the batch per process is {batch}: the networks' batch norms need at least 2 "
+                             "samples per process in training (raise --batch-size)")
+        return batch
 
 
 def training_state_path(checkpoint: Union[str, Path]) -> Path:
@@ -54,20 +116,20 @@ def _checkpoint_interval(interval, epoch: int) -> int:
 
 
 class ISTrainer:
-    """Trains an EMC-Click model on ``trainset`` as the released configs did (see ``docs``/README).
+    """Trains an EMC-Click model on ``trainset`` as the released configs did (see the README).
 
     Args:
-        model: the network, already on ``cfg.device``.
-        cfg: experiment config (``init_experiment``): device, ranks, paths, batch size, workers...
-        model_cfg: ``crop_size`` and ``num_max_points``.
+        model: the network, already on ``config.device``.
+        config: the experiment's :class:`TrainerConfig` (not modified).
         loss_cfg: ``<name>`` criterion and ``<name>_weight`` for the names of ``LOSS_NAMES``; a loss
             runs only when its weight is > 0.
         trainset, valset: ``ISDataset`` giving ``images`` (3 x H x W), ``instances`` (1 x H x W),
-            ``points`` (2N x 3). Validation never ran in the original (``run`` skips it).
+            ``points`` (2N x 3). Validation is off in every released config (``run``).
         optimizer, optimizer_params: name in ``{'sgd', 'adam', 'adamw'}`` and its arguments.
         lr_scheduler: ``partial`` of a torch scheduler, stepped once per epoch.
         checkpoint_interval: ``int`` or ``[(first_epoch, every), ...]``.
         image_dump_interval: write a picture of the batch every this many steps (<= 0: never).
+        tb_dump_period: TensorBoard scalars are averaged over this many steps.
         metrics: train metrics updated with the backbone output (``AdaptiveIoU``).
         max_interactive_points: N, the click slots per type.
         max_num_next_clicks: simulated clicks are drawn from ``0 .. max_num_next_clicks - 1``...
@@ -75,15 +137,12 @@ class ISTrainer:
         save_initial_checkpoint: also write ``checkpoints/init.pth`` before a fresh run's first step.
     """
 
-    def __init__(self, model: nn.Module, cfg, model_cfg, loss_cfg, trainset, valset=None,
-                 optimizer: str = "adam", optimizer_params: Optional[dict] = None, image_dump_interval: int = 200,
-                 checkpoint_interval: Union[int, Sequence[Tuple[int, int]]] = 10, tb_dump_period: int = 25,
-                 max_interactive_points: int = 0, lr_scheduler=None, metrics: Optional[List] = None,
-                 additional_val_metrics=None, net_inputs=("images", "points"), max_num_next_clicks: int = 0,
-                 click_models=None, prev_mask_drop_prob: float = 0.0, sample_prob_sigma: float = 0.8,
-                 save_initial_checkpoint: bool = False):
-        self.cfg = cfg
-        self.model_cfg = model_cfg
+    def __init__(self, model: nn.Module, config: TrainerConfig, loss_cfg, trainset, valset=None,
+                 optimizer: str = "adam", optimizer_params: Optional[dict] = None, lr_scheduler=None,
+                 checkpoint_interval: Union[int, Sequence[Tuple[int, int]]] = 10, image_dump_interval: int = 200,
+                 tb_dump_period: int = 25, metrics: Optional[List] = None, max_interactive_points: int = 0,
+                 max_num_next_clicks: int = 0, sample_prob_sigma: float = 0.8, save_initial_checkpoint: bool = False):
+        self.config = config
         self.loss_cfg = loss_cfg
         self.max_interactive_points = max_interactive_points
         self.max_num_next_clicks = max_num_next_clicks
@@ -93,44 +152,34 @@ class ISTrainer:
         self.tb_dump_period = tb_dump_period
         self.save_initial_checkpoint = save_initial_checkpoint
         self.train_metrics = list(metrics or [])
-        self.is_master = cfg.rank == 0
-        self.device = torch.device(cfg.device)
-        self.logger = get_root_logger()
+        self.is_master = config.rank == 0
+        self.device = torch.device(config.device)
         self.sw = None
 
-        world = du.get_world_size()
-        if cfg.distributed:
-            if cfg.batch_size < world:
-                raise ValueError(f"--batch-size {cfg.batch_size} is the global batch: it must be at least "
-                                 f"the number of processes ({world})")
-            cfg.batch_size //= world
-            cfg.val_batch_size = max(1, cfg.get("val_batch_size", cfg.batch_size) // world)
-        if cfg.batch_size < 2:
-            raise ValueError(f"the batch per process is {cfg.batch_size}: the networks' batch norms need at least 2 "
-                             "samples per process in training (raise --batch-size)")
+        self.batch_size = config.batch_per_process(du.get_world_size())
         self.trainset, self.valset = trainset, valset
-        self.logger.info("Dataset of %d samples was loaded for training.", trainset.get_samples_number())
-        self.train_data = self._loader(trainset, cfg.batch_size, shuffle=True)
-        self.val_data = self._loader(valset, cfg.get("val_batch_size", cfg.batch_size), shuffle=False) \
-            if valset is not None else None
+        logger.info("Dataset of %d samples was loaded for training.", trainset.get_samples_number())
+        self.train_data = self._loader(trainset, shuffle=True)
+        self.val_data = self._loader(valset, shuffle=False) if valset is not None else None
 
-        self.logger.info(model)
-        self.optim = get_optimizer(model, optimizer, optimizer_params or {"lr": 1e-3}, self.logger)
-        self.fp16 = bool(cfg.get("fp16"))
+        logger.info(model)
+        self.optim = get_optimizer(model, optimizer, optimizer_params or {"lr": 1e-3}, logger)
+        self.fp16 = config.fp16
         if self.fp16 and self.device.type != "cuda":
-            self.logger.warning("--fp16 needs CUDA: training on %s in float32", self.device)
+            logger.warning("--fp16 needs CUDA: training on %s in float32", self.device)
             self.fp16 = False
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.fp16)
         self.lr_scheduler = lr_scheduler(optimizer=self.optim) if lr_scheduler is not None else None
 
-        self.start_epoch = int(cfg.get("start_epoch") or 0)
+        self.start_epoch = config.start_epoch
         self._load_weights(model)
         self.net = self._wrap(model)
 
     # -- set-up ---------------------------------------------------------------------------------
 
-    def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
-        if self.cfg.distributed:
+    def _loader(self, dataset, shuffle: bool) -> DataLoader:
+        batch_size = self.batch_size
+        if self.config.distributed:
             sampler = DistributedSampler(dataset, shuffle=shuffle)
         else:
             sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
@@ -138,20 +187,21 @@ class ISTrainer:
             raise ValueError(f"{type(dataset).__name__}: {len(dataset)} samples per epoch cannot fill one batch "
                              f"of {batch_size} per process (raise --epoch-len or lower --batch-size)")
         return DataLoader(dataset, batch_size, sampler=sampler, drop_last=True,
-                          pin_memory=self.device.type == "cuda", num_workers=self.cfg.workers,
-                          worker_init_fn=worker_init_fn, persistent_workers=self.cfg.workers > 0)
+                          pin_memory=self.device.type == "cuda", num_workers=self.config.workers,
+                          worker_init_fn=worker_init_fn, persistent_workers=self.config.workers > 0)
 
     def _wrap(self, model: nn.Module) -> nn.Module:
-        if self.cfg.distributed and du.get_world_size() > 1:
+        config = self.config
+        if config.distributed and du.get_world_size() > 1:
             if self.device.type == "cuda":
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same Parameters: the optimizer stays valid
-                return nn.parallel.DistributedDataParallel(model, device_ids=[self.cfg.local_rank],
-                                                           output_device=self.cfg.local_rank,
+                return nn.parallel.DistributedDataParallel(model, device_ids=[config.local_rank],
+                                                           output_device=config.local_rank,
                                                            find_unused_parameters=True)
             # gloo on CPU: SyncBatchNorm needs GPUs, so each process keeps its own batch statistics.
             return nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
-        if not self.cfg.distributed and self.cfg.get("multi_gpu"):
-            return nn.DataParallel(model, device_ids=self.cfg.gpu_ids, output_device=self.cfg.gpu_ids[0])
+        if not config.distributed and self.device.type == "cuda" and len(config.gpu_ids) > 1:
+            return nn.DataParallel(model, device_ids=list(config.gpu_ids), output_device=config.gpu_ids[0])
         return model
 
     @property
@@ -160,10 +210,10 @@ class ISTrainer:
         return self.net.module if hasattr(self.net, "module") else self.net
 
     def _load_weights(self, model: nn.Module) -> None:
-        if self.cfg.get("weights"):
-            self.logger.info("Load weights from %s", self.cfg.weights)
-            load_checkpoint_weights(model, self.cfg.weights, "--weights")
-        if self.cfg.get("resume_exp"):
+        if self.config.weights:
+            logger.info("Load weights from %s", self.config.weights)
+            load_weights(model, read_checkpoint(self.config.weights, "--weights"))
+        if self.config.resume:
             self._resume(model)
         elif self.start_epoch > 0:
             self._fast_forward_scheduler(self.start_epoch)
@@ -173,19 +223,19 @@ class ISTrainer:
 
         The original's default prefix ``latest`` matched no file; here it means ``last_checkpoint``.
         """
-        prefix = self.cfg.get("resume_prefix") or "latest"
+        prefix = self.config.resume_prefix
         prefix = "last_checkpoint" if prefix == "latest" else prefix
-        folder = Path(self.cfg.CHECKPOINTS_PATH)
+        folder = self.config.checkpoints_path
         found = sorted(p for p in folder.glob(f"{prefix}*.pth") if not p.name.endswith(STATE_SUFFIX))
         if len(found) != 1:
             names = ", ".join(p.name for p in found) or "none"
             raise FileNotFoundError(f"--resume-exp: expected one checkpoint {folder}/{prefix}*.pth "
                                     f"(--resume-prefix {prefix!r}), found {names}")
         path = found[0]
-        load_checkpoint_weights(model, path)
+        load_weights(model, read_checkpoint(path))
         state_path = training_state_path(path)
         if not state_path.is_file():
-            self.logger.warning("Resumed weights from %s; no training state %s: the optimizer starts afresh at "
+            logger.warning("Resumed weights from %s; no training state %s: the optimizer starts afresh at "
                                 "epoch %d (--start-epoch)", path, state_path.name, self.start_epoch)
             self._fast_forward_scheduler(self.start_epoch)
             return
@@ -204,7 +254,7 @@ class ISTrainer:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.start_epoch = int(state["epoch"]) + 1
-        self.logger.info("Resumed from %s and %s: continuing at epoch %d", path, state_path.name, self.start_epoch)
+        logger.info("Resumed from %s and %s: continuing at epoch %d", path, state_path.name, self.start_epoch)
 
     def _fast_forward_scheduler(self, epochs: int) -> None:
         for _ in range(epochs if self.lr_scheduler is not None else 0):
@@ -215,10 +265,10 @@ class ISTrainer:
     def run(self, num_epochs: int, start_epoch: Optional[int] = None, validation: bool = False) -> None:
         """Train epochs ``start_epoch .. num_epochs - 1`` (validation is off, as in every released config)."""
         start = self.start_epoch if start_epoch is None else start_epoch
-        self.logger.info("Starting Epoch: %d", start)
-        self.logger.info("Total Epochs: %d", num_epochs)
+        logger.info("Starting Epoch: %d", start)
+        logger.info("Total Epochs: %d", num_epochs)
         if self.is_master and self.save_initial_checkpoint and start == 0:
-            save_checkpoint(self.net, Path(self.cfg.CHECKPOINTS_PATH) / "init.pth")
+            save_checkpoint(self.net, self.config.checkpoints_path / "init.pth")
         for epoch in range(start, num_epochs):
             self.training(epoch)
             if validation and self.val_data is not None:
@@ -228,8 +278,8 @@ class ISTrainer:
 
     def training(self, epoch: int) -> None:
         if self.sw is None and self.is_master:
-            self.sw = SummaryWriterAvg(log_dir=str(self.cfg.LOGS_PATH), dump_period=self.tb_dump_period)
-        if self.cfg.distributed:
+            self.sw = SummaryWriterAvg(log_dir=str(self.config.logs_path), dump_period=self.tb_dump_period)
+        if self.config.distributed:
             self.train_data.sampler.set_epoch(epoch)
         for metric in self.train_metrics:
             metric.reset_epoch_stats()
@@ -237,7 +287,7 @@ class ISTrainer:
         log_prefix = "Train"
         data = self.train_data
         if self.is_master:
-            data = tqdm(data, file=TqdmToLogger(self.logger, mininterval=5), ncols=100, mininterval=2)
+            data = tqdm(data, file=TqdmToLogger(logger, mininterval=5), ncols=100, mininterval=2)
         running = 0.0
         for i, batch in enumerate(data):
             global_step = epoch * len(self.train_data) + i
@@ -280,14 +330,14 @@ class ISTrainer:
             self.save_visualization(batch, outputs, step, prefix="train")
 
     def _save_checkpoints(self, epoch: int) -> None:
-        folder = Path(self.cfg.CHECKPOINTS_PATH)
-        self.logger.info("Save checkpoint to %s", folder / "last_checkpoint.pth")
+        folder = self.config.checkpoints_path
+        logger.info("Save checkpoint to %s", folder / "last_checkpoint.pth")
         save_checkpoint(self.net, folder / "last_checkpoint.pth")
         # The released format holds only weights and config; the rest of the state goes beside it.
         self._save_training_state(folder / "last_checkpoint.pth", epoch)
         interval = _checkpoint_interval(self.checkpoint_interval, epoch)
         if interval > 0 and epoch % interval == 0:
-            self.logger.info("Save checkpoint to %s", folder / f"{epoch:03d}.pth")
+            logger.info("Save checkpoint to %s", folder / f"{epoch:03d}.pth")
             save_checkpoint(self.net, folder / f"{epoch:03d}.pth")
 
     def _save_training_state(self, checkpoint: Path, epoch: int) -> None:
@@ -326,31 +376,13 @@ class ISTrainer:
         image, gt = batch["images"], batch["instances"]
         points = batch["points"].detach().cpu().numpy().astype(np.float32)
         points[points[..., 2] > 0] = -1  # the backbone pass starts from the first click(s) only
-        prev_output = torch.zeros_like(image[:, :1])
-        cached_lr = None
         half = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         autocast = torch.autocast(self.device.type, dtype=half, enabled=self.fp16)
-        with torch.no_grad():
-            num_iters = int(np.random.choice(np.arange(self.max_num_next_clicks), p=self.sample_probs)) \
-                if self.sample_probs is not None else 0
-            pos_counts = np.zeros(len(points), dtype=np.int64)
-            neg_counts = np.zeros(len(points), dtype=np.int64)
-            eval_outputs = None
-            # Simulated clicks run on the bare model in eval mode: no DDP collectives, and the
-            # number of iterations may differ between ranks.
-            model = self.model
-            was_training = model.training
-            model.eval()
-            for _ in range(num_iters):
-                with autocast:
-                    eval_outputs, refined = model(torch.cat([image, prev_output], dim=1),
-                                                  torch.from_numpy(points).to(self.device), eval_outputs)
-                prev_output = torch.sigmoid(refined["instances_refined"].float())
-                points = get_rough_next_points(prev_output, gt, points, pos_counts, neg_counts,
-                                               num_points=self.max_interactive_points)
-            model.train(was_training)
-            if eval_outputs is not None:
-                cached_lr = eval_outputs["instances_lr"]
+        num_iters = int(np.random.choice(np.arange(self.max_num_next_clicks), p=self.sample_probs)) \
+            if self.sample_probs is not None else 0
+        # On the bare model: no DDP collectives in a loop whose length differs between ranks.
+        points, prev_output, cached_lr = simulate_corrections(self.model, image, gt, points, num_iters,
+                                                              self.max_interactive_points, autocast)
         batch["points"] = torch.from_numpy(points).to(self.device)
         batch["prev_mask"] = prev_output
 
@@ -384,7 +416,7 @@ class ISTrainer:
 
     def save_visualization(self, batch: dict, outputs: dict, step: int, prefix: str) -> None:
         """``vis/<prefix>/<step:06d>_iseg_baseline_vis.jpg`` of the batch's first sample."""
-        folder = Path(self.cfg.VIS_PATH) / prefix
+        folder = self.config.vis_path / prefix
         folder.mkdir(parents=True, exist_ok=True)
         image = batch["images"][0].detach().float().cpu().permute(1, 2, 0).numpy()
         gt = batch["instances"][0, 0].detach().cpu().numpy()

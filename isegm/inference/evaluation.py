@@ -20,7 +20,7 @@ from isegm.inference.metrics import get_iou
 
 __all__ = ["evaluate_dataset", "evaluate_sample", "progressive_merge"]
 
-logger = logging.getLogger("isegm")
+logger = logging.getLogger(__name__)
 
 
 def evaluate_dataset(dataset: Any, predictor: Any, indices: Optional[Iterable[int]] = None, progress: bool = False,
@@ -106,7 +106,6 @@ def evaluate_sample(image: np.ndarray, gt_mask: np.ndarray, predictor: Any, max_
             if merge:   # from the first click on, as the original (``len(clicks) >= 0``)
                 y, x = clicker.get_clicks()[-1].coords
                 pred_mask = progressive_merge(pred_mask, prev_mask, y, x)
-                _store_merged_mask(predictor, pred_mask)
 
             if callback is not None:
                 callback(image, gt_mask, probs, sample_id, click_indx, clicker.clicks_list)
@@ -142,11 +141,3 @@ def progressive_merge(pred_mask: np.ndarray, prev_mask: np.ndarray, y: int, x: i
         return np.logical_and(prev, ~component)
     return np.logical_or(prev, component)
 
-
-def _store_merged_mask(predictor: Any, mask: np.ndarray) -> None:
-    # The original writes the merged mask to ``predictor.transforms[0]._prev_probs``, which only a
-    # zoom-in transform reads; EMC-Click's chain has none, so it is a no-op there. Kept for
-    # predictors whose first transform does carry that attribute.
-    transforms = getattr(predictor, "transforms", None)
-    if transforms and hasattr(transforms[0], "_prev_probs"):
-        transforms[0]._prev_probs = mask[None, None]

@@ -1,21 +1,31 @@
 """``EMCClickPredictor``: set an image once, then correct it click after click.
 
-Pipeline per click (the original ``ClickAttPredictor``): the RGB image (+ previous prediction) is
-resized so its short side is ``infer_size`` (each side rounded, then floored to a multiple of 4;
-bilinear, ``align_corners=True``); with flip augmentation the batch is ``[image, mirrored image]``;
-the network's corrected logits are averaged over the two copies (on logits), passed through a
-sigmoid and resized back. Only the first click runs the backbone; later clicks run the correction
-head on the cached outputs, each batch copy carrying its own chain of low-resolution logits.
+Pipeline (the original ``ClickAttPredictor``): the RGB image (+ previous prediction) is resized so
+its short side is ``infer_size`` (each side rounded, then floored to a multiple of 4; bilinear,
+``align_corners=True``); with flip augmentation the batch is ``[image, mirrored image]``. The first
+click runs :meth:`~isegm.model.is_model.ISModel.encode` (backbone, per image) and every click
+:meth:`~isegm.model.is_model.ISModel.correct` (correction head only), each batch copy carrying its
+own chain of low-resolution logits. The corrected logits are averaged over the two copies (on
+logits), passed through a sigmoid and resized back.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+import logging
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from isegm.inference.clicker import Click
+from isegm.model.clicks import encode_clicks
+from isegm.model.is_model import Correction, ImageEmbedding
+from isegm.model.refiner import ATTENTION
+
+__all__ = ["EMCClickPredictor", "inference_size"]
+
+logger = logging.getLogger(__name__)
 
 ClickLike = Union[Click, Tuple[float, float, bool]]
 
@@ -26,6 +36,14 @@ def inference_size(height: int, width: int, infer_size: int) -> Tuple[int, int]:
     return int(round(height * scale)) // 4 * 4, int(round(width * scale)) // 4 * 4
 
 
+@dataclass(frozen=True)
+class _Step:
+    """The state after one click: the network's correction and the probabilities shown."""
+
+    correction: Correction
+    probs: torch.Tensor      # 1 x 1 x H x W at the original resolution
+
+
 class EMCClickPredictor:
     """Interactive segmentation with an EMC-Click network.
 
@@ -34,26 +52,36 @@ class EMCClickPredictor:
         predictor = EMCClickPredictor(model, "cpu")
         predictor.set_image(image)                      # H x W x 3 uint8 RGB
         probs = predictor.predict([(120, 200, True)])   # clicks so far as (y, x, is_positive)
-        probs = predictor.predict([(120, 200, True), (40, 60, False)])
+        probs = predictor.predict([(120, 200, True), (40, 60, False)])   # correction head only
         probs = predictor.predict([(120, 200, True)])   # shorter list: undo back to that state
 
     RITM-style use: ``set_input_image(image)`` then ``get_prediction(clicker)`` after each click.
 
     Args:
-        model: an EMC-Click network (``forward(image, points, cached_outputs)``), in eval mode.
+        model: an EMC-Click network (:class:`~isegm.model.is_model.ISModel`). It is used in eval
+            mode: a model in train mode is switched to eval mode, with a warning.
         device: where the network runs.
         with_flip: average the prediction with the horizontally mirrored input.
         infer_size: short side of the network input (384; the evaluation uses 576 for DAVIS).
-        net_clicks_limit: give the network only the first clicks of each sign list (None: all).
+        net_clicks_limit: give the network only the first clicks (None: all).
+        attention: the correction head's attention, ``'exact'`` (the original's arithmetic,
+            default) or ``'fast'`` (see :data:`isegm.model.refiner.ATTENTION`).
     """
 
     def __init__(self, model: torch.nn.Module, device: Union[str, torch.device] = "cpu", with_flip: bool = True,
-                 infer_size: int = 384, net_clicks_limit: Optional[int] = None):
+                 infer_size: int = 384, net_clicks_limit: Optional[int] = None, attention: str = "exact"):
+        if attention not in ATTENTION:
+            raise ValueError(f"attention must be one of {ATTENTION}, got {attention!r}")
+        if model.training:
+            logger.warning("EMCClickPredictor: the model was in train mode; switching it to eval mode "
+                           "(train-mode batch norm would use and update batch statistics on every click)")
+            model.eval()
         self.net = model
         self.device = torch.device(device)
         self.with_flip = with_flip
         self.infer_size = int(infer_size)
         self.net_clicks_limit = net_clicks_limit
+        self.attention = attention
         self._image: Optional[torch.Tensor] = None
         self.reset_image()
 
@@ -61,17 +89,16 @@ class EMCClickPredictor:
     def reset_image(self) -> None:
         """Forget the image and every click."""
         self._image = None
-        self._net_input = None
         self.original_size: Optional[Tuple[int, int]] = None
         self.input_size: Optional[Tuple[int, int]] = None
+        self._initial_mask: Optional[torch.Tensor] = None
         self.reset()
 
     def reset(self) -> None:
         """Forget the clicks (the image stays set)."""
         self._clicks: List[Click] = []
-        self._history: List[Dict[str, torch.Tensor]] = []   # state after click k, k = 1..n
-        self._outputs = None                                 # the network's cached outputs
-        self.prev_prediction = None if self._image is None else torch.zeros_like(self._image[:, :1])
+        self._steps: List[_Step] = []
+        self._embedding: Optional[ImageEmbedding] = None
 
     def set_image(self, image: np.ndarray) -> None:
         """Set the image to segment: ``H x W x 3`` uint8 RGB (grayscale ``H x W`` is expanded)."""
@@ -80,14 +107,33 @@ class EMCClickPredictor:
         self._image = tensor.permute(2, 0, 1)[None].float().div(255)          # 1 x 3 x H x W in [0, 1]
         self.original_size = tuple(image.shape[:2])
         self.input_size = inference_size(*self.original_size, self.infer_size)
+        self._initial_mask = None
         self.reset()
 
     set_input_image = set_image
 
     def set_prev_mask(self, mask: np.ndarray) -> None:
-        """Previous prediction to start from (``H x W``, e.g. an initial mask)."""
+        """An initial mask (``H x W``): the previous-prediction channel of the first click's input.
+
+        The released networks take only the first click's disk (``only_first_click``), so this
+        channel does not change their output; it is kept for the original's calls.
+        """
         self._require_image()
-        self.prev_prediction = torch.as_tensor(mask, dtype=torch.float32, device=self.device)[None, None]
+        self._initial_mask = torch.as_tensor(mask, dtype=torch.float32, device=self.device)[None, None]
+
+    @property
+    def prev_prediction(self) -> Optional[torch.Tensor]:
+        """``1 x 1 x H x W`` probabilities after the last click (the initial mask or zeros before)."""
+        if self._steps:
+            return self._steps[-1].probs
+        if self._image is None:
+            return None
+        return self._initial_mask if self._initial_mask is not None else torch.zeros_like(self._image[:, :1])
+
+    @property
+    def embedding(self) -> Optional[ImageEmbedding]:
+        """The image's :class:`~isegm.model.is_model.ImageEmbedding` (after the first click), else None."""
+        return self._embedding
 
     # ----------------------------------------------------------------------------- prediction
     def predict(self, clicks: Sequence[ClickLike]) -> np.ndarray:
@@ -95,9 +141,9 @@ class EMCClickPredictor:
 
         ``clicks`` is the full list so far, as :class:`Click` objects or ``(y, x, is_positive)``
         tuples in original-image pixels (RITM's (row, col) order). Clicks are applied one at a
-        time, as in the evaluation protocol: new clicks extend the cached state; a list that is a
-        prefix of the previous one restores the state after its last click (undo); an empty list
-        gives zeros.
+        time, as in the evaluation protocol: new clicks extend the last state; a list that is a
+        prefix of the previous one returns to the state after its last click (undo); an empty
+        list gives zeros.
         """
         self._require_image()
         clicks = [_as_click(c, i) for i, c in enumerate(clicks)]
@@ -114,86 +160,68 @@ class EMCClickPredictor:
         self._require_image()
         if prev_mask is not None:
             self.set_prev_mask(prev_mask)
-        self._step(list(clicker.get_clicks()))
+        clicks = list(clicker.get_clicks())
+        if self._clicks and clicks and not _same_click(clicks[0], self._clicks[0]):
+            self.reset()   # another first click: the embedding depends on it
+        self._step(clicks)
         return self.prev_prediction[0, 0].cpu().numpy()
 
     @torch.inference_mode()
     def _step(self, clicks: List[Click]) -> None:
-        image_nd = self._network_input()
         points = self.points_nd(clicks)
-        outputs, refined = self.net(image_nd, points, self._outputs)
-        logits = refined["instances_refined"]
+        if self._embedding is None:
+            self._embedding = self.net.encode(self._network_input(), points)
+        prev = self._steps[-1].correction if self._steps else None
+        correction = self.net.correct(self._embedding, points, prev, attention=self.attention)
+        logits = correction.logits
         if self.with_flip:   # average on logits: 0.5 * (a + flip(b)), without temporaries
             probs = torch.flip(logits[1:], dims=[3]).add_(logits[:1]).mul_(0.5).sigmoid_()
         else:
             probs = torch.sigmoid(logits)
         probs = F.interpolate(probs, size=self.original_size, mode="bilinear", align_corners=True)
-        self._outputs = outputs
-        self.prev_prediction = probs
+        self._steps.append(_Step(correction, probs))
         self._clicks = list(clicks)
-        self._history.append({"instances_lr": outputs["instances_lr"], "prev_prediction": probs})
 
     def _rewind(self, num_clicks: int) -> None:
-        if num_clicks == len(self._clicks):
-            return
         if num_clicks == 0:
             self.reset()
             return
-        del self._history[num_clicks:]
-        state = self._history[-1]
-        # The network replaces (never edits) outputs['instances_lr'], so the stored tensor is intact.
-        self._outputs["instances_lr"] = state["instances_lr"]
-        self.prev_prediction = state["prev_prediction"]
+        del self._steps[num_clicks:]
         self._clicks = self._clicks[:num_clicks]
 
     def _network_input(self) -> torch.Tensor:
         """``B x 4 x Hn x Wn``: resized RGB + previous prediction, mirrored copy appended with flip.
 
-        Built once per image: the previous-prediction channel only reaches the network on the
-        first click (EMC-Click's later clicks never run the backbone), so later clicks reuse it.
+        Resized as one 4-channel tensor, as the original (resizing RGB alone rounds differently).
         """
-        if self._outputs is None:
-            x = torch.cat([self._image, self.prev_prediction], dim=1)   # resized as one 4-channel tensor
-            x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=True)
-            if self.with_flip:
-                x = torch.cat([x, torch.flip(x, dims=[3])], dim=0)
-            self._net_input = x
-        return self._net_input
+        x = torch.cat([self._image, self.prev_prediction], dim=1)
+        x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=True)
+        if self.with_flip:
+            x = torch.cat([x, torch.flip(x, dims=[3])], dim=0)
+        return x
 
     def points_nd(self, clicks: List[Click]) -> torch.Tensor:
         """Clicks -> ``B x 2N x 3`` float64 network points ``(y, x, index)`` at the network input size.
 
-        Positives first, then negatives, each padded with ``(-1, -1, -1)`` to
-        ``N = max(1, #pos, #neg)`` (capped by ``net_clicks_limit``); coordinates are scaled by
-        ``Hn / H`` and ``Wn / W``; the mirrored copy gets ``x' = Wn - x - 1``.
+        Coordinates are scaled by ``Hn / H`` and ``Wn / W`` (not ``(Hn - 1) / (H - 1)``, as the
+        original); the mirrored copy gets ``x' = Wn - x - 1``; only the first ``net_clicks_limit``
+        clicks are given. Layout: :func:`isegm.model.clicks.encode_clicks`.
         """
         (height, width), (hn, wn) = self.original_size, self.input_size
         ry, rx = hn / height, wn / width
         clicks = clicks[: self.net_clicks_limit] if self.net_clicks_limit is not None else clicks
-        scaled = [(c.is_positive, float(c.coords[0]) * ry, float(c.coords[1]) * rx, c.indx) for c in clicks]
-        copies = [scaled] + ([[(p, y, wn - x - 1, i) for p, y, x, i in scaled]] if self.with_flip else [])
-        num_pos = sum(p for p, *_ in scaled)
-        num = max(1, num_pos, len(scaled) - num_pos)
-        if self.net_clicks_limit is not None:
-            num = max(1, min(num, self.net_clicks_limit))
-        rows = []
-        for copy in copies:
-            pad = [(-1.0, -1.0, -1.0)]
-            pos = [(y, x, i) for p, y, x, i in copy if p]
-            neg = [(y, x, i) for p, y, x, i in copy if not p]
-            rows.append(pos + pad * (num - len(pos)) + neg + pad * (num - len(neg)))
-        return torch.tensor(rows, dtype=torch.float64, device=self.device)
+        scaled = [(float(c.coords[0]) * ry, float(c.coords[1]) * rx, c.is_positive, c.indx) for c in clicks]
+        copies = [scaled] + ([[(y, wn - x - 1, p, i) for y, x, p, i in scaled]] if self.with_flip else [])
+        return encode_clicks(copies, device=self.device)
 
     # ----------------------------------------------------------------------------- RITM states
     def get_states(self) -> dict:
-        return {"clicks": list(self._clicks), "history": list(self._history), "outputs": self._outputs,
-                "prev_prediction": self.prev_prediction}
+        """The click state, for :meth:`set_states` (RITM's undo)."""
+        return {"clicks": list(self._clicks), "steps": list(self._steps), "embedding": self._embedding}
 
     def set_states(self, states: dict) -> None:
-        self._clicks, self._history = list(states["clicks"]), list(states["history"])
-        self._outputs, self.prev_prediction = states["outputs"], states["prev_prediction"]
-        if self._history:
-            self._outputs["instances_lr"] = self._history[-1]["instances_lr"]
+        self._clicks, self._steps = list(states["clicks"]), list(states["steps"])
+        self._embedding = states["embedding"]
 
     def _require_image(self) -> None:
         if self._image is None:

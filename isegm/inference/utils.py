@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any, Union
 
 import torch
-from torch import nn
 
 from isegm.data.base import ISDataset
 from isegm.data.datasets import (
@@ -19,8 +18,8 @@ from isegm.data.datasets import (
     SyntheticEvaluationDataset,
 )
 from isegm.inference.metrics import compute_noc_metric, get_iou, get_results_table
-from isegm.utils.checkpoint import CheckpointError, clean_state_dict, load_state_dict_checked, read_torch_file
-from isegm.utils.serialization import load_model
+from isegm.model.checkpoint import model_from_checkpoint, read_checkpoint
+from isegm.utils.torch_files import read_torch_file
 
 # RITM's public names live in this module.
 __all__ = ["load_is_model", "get_dataset", "compute_noc_metric", "get_iou", "get_results_table", "DATASETS"]
@@ -48,25 +47,10 @@ def load_is_model(checkpoint: Union[str, "os.PathLike[str]", dict, list], device
         source = f"checkpoint {os.fspath(checkpoint)!r}"
         checkpoint = read_torch_file(checkpoint, "checkpoint")
     if isinstance(checkpoint, list):
-        models = [_load_single(c, device, strict, f"{source}[{i}]", **kwargs) for i, c in enumerate(checkpoint)]
+        models = [model_from_checkpoint(read_checkpoint(c, f"{source}[{i}]"), device, strict, **kwargs)
+                  for i, c in enumerate(checkpoint)]
         return models[0], models
-    return _load_single(checkpoint, device, strict, source, **kwargs)
-
-
-def _load_single(checkpoint: Any, device, strict: bool, source: str, **kwargs) -> nn.Module:
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "config" not in checkpoint:
-        keys = list(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise CheckpointError(f"{source} is not an EMC-Click checkpoint: expected a dict with 'state_dict' "
-                              f"and 'config' (as written by training), found {keys}")
-    try:
-        model = load_model(checkpoint["config"], **kwargs)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{source}: {exc}") from exc
-    state = clean_state_dict(checkpoint["state_dict"], source)
-    load_state_dict_checked(model, state, source, strict=strict)
-    for param in model.parameters():
-        param.requires_grad = False
-    return model.to(device).eval()
+    return model_from_checkpoint(read_checkpoint(checkpoint, source), device, strict, **kwargs)
 
 
 # Registry of dataset names accepted by ``get_dataset`` (and the evaluation CLI's --datasets):

@@ -1,59 +1,65 @@
-"""``ISModel``: the part shared by both EMC-Click networks (input preparation, clicks, forward)."""
+"""``ISModel``: what both EMC-Click networks share, as two explicit stages.
+
+* :meth:`ISModel.encode` (first click, once per image): input normalisation, the backbone on the
+  first click, and the correction head's per-image work -> :class:`ImageEmbedding`.
+* :meth:`ISModel.correct` (every click): the correction head alone on an embedding ->
+  :class:`Correction`, which the next correction extends.
+
+``forward`` keeps the original's call (training, RITM-style callers) and is written on the two.
+"""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Tuple
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from isegm.model.ops import BatchImageNormalize, DistMaps, IncrementalClickDistance, ScaleLayer
+from isegm.model.ops import BatchImageNormalize, ClickDistances, DistMaps, ScaleLayer
+from isegm.model.refiner import RefinerContext
 
 Outputs = Dict[str, torch.Tensor]
 
-CACHE_KEY = "_click_cache"
-"""Key of the :class:`ClickCache` that inference calls keep in the ``outputs`` dict."""
 
+@dataclass(frozen=True)
+class ImageEmbedding:
+    """Everything per image that corrections reuse (``h = H / 4``, ``w = W / 4``).
 
-class ClickCache:
-    """What a later click may reuse from earlier clicks on the same image (inference only).
-
-    Lives in the ``outputs`` dict under :data:`CACHE_KEY`, so it follows the cached outputs that
-    the caller passes back (and dies with them). Every entry is keyed by the tensors it was
-    computed from, compared by identity and, where the tensor tracks one, by version counter: a
-    new image, feature or an in-place edit recomputes the entry. The model only uses it without
-    autograd, in eval mode and outside autocast (see :meth:`ISModel.click_cache`); training
-    never sees it.
+    Attributes:
+        image: ``B x 3 x H x W`` normalised RGB (the network input, mean/std applied).
+        feature: ``B x Cf x h x w`` backbone feature.
+        logits_lr: ``B x 1 x h x w`` backbone logits: what the first correction starts from.
+        instances: ``B x 1 x H x W`` backbone logits, upsampled.
+        instances_aux: ``B x 1 x H x W`` auxiliary-head logits, upsampled (HRNet; SegFormer repeats
+            ``instances``).
+        click_map: ``B x 2 x H x W`` disks of the first click (positive, negative channel).
+        refiner: the correction head's per-image work (:class:`~isegm.model.refiner.RefinerContext`).
     """
 
-    def __init__(self):
-        self._entries: Dict[str, Tuple[Tuple[Any, ...], Any]] = {}
-        self.click_distance = IncrementalClickDistance()
-
-    def get(self, name: str, sources: Tuple[torch.Tensor, ...], compute: Callable[[], Any]) -> Any:
-        """The value stored under ``name`` for ``sources``, else ``compute()`` (stored)."""
-        key = tuple((t, _version(t)) for t in sources)
-        entry = self._entries.get(name)
-        if entry is not None and len(entry[0]) == len(key) and all(
-                a is b and va == vb for (a, va), (b, vb) in zip(entry[0], key)):
-            return entry[1]
-        value = compute()
-        self._entries[name] = (key, value)
-        return value
+    image: torch.Tensor
+    feature: torch.Tensor
+    logits_lr: torch.Tensor
+    instances: torch.Tensor
+    instances_aux: torch.Tensor
+    click_map: torch.Tensor
+    refiner: RefinerContext
 
 
-def _version(tensor: torch.Tensor) -> Optional[int]:
-    try:
-        return tensor._version
-    except RuntimeError:  # inference tensors keep no version counter
-        return None
+@dataclass(frozen=True)
+class Correction:
+    """One correction, and the click state the next correction extends.
 
+    Attributes:
+        logits: ``B x 1 x H x W`` corrected logits.
+        logits_lr: ``B x 1 x h x w`` corrected logits at the head's resolution (detached): the
+            next correction starts from them.
+        clicks: squared distance maps of the clicks so far (:class:`~isegm.model.ops.ClickDistances`).
+    """
 
-def _autocast_enabled() -> bool:
-    try:
-        return torch.is_autocast_enabled("cpu") or torch.is_autocast_enabled("cuda")
-    except TypeError:  # torch < 2.4
-        return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
+    logits: torch.Tensor
+    logits_lr: torch.Tensor
+    clicks: ClickDistances
 
 
 def upsample(x: torch.Tensor, size) -> torch.Tensor:
@@ -95,6 +101,98 @@ class ISModel(nn.Module):
         self.dist_maps_base = DistMaps(norm_radius=norm_radius, spatial_scale=1.0, use_disks=True)
         self.dist_maps_refine = DistMaps(norm_radius=norm_radius, spatial_scale=1.0, use_disks=True)
 
+    # -- the two stages ------------------------------------------------------------------------
+
+    def encode(self, image: torch.Tensor, points: torch.Tensor) -> ImageEmbedding:
+        """The first click: normalise the input, run the backbone on the first click, prepare the head.
+
+        Args:
+            image: ``B x 4 x H x W`` (RGB in [0, 1] + previous mask; ``B x 3`` without
+                ``with_prev_mask``), H and W multiples of 4. The released networks take only the
+                first click's disk: the previous-mask channel does not change their output.
+            points: ``B x 2N x 3`` clicks ``(y, x, index)`` in input pixels; first N positive,
+                last N negative, padding rows ``(-1, -1, -1)``. Only the click with index 0
+                reaches the backbone.
+        """
+        image, prev_mask = self.prepare_input(image)
+        coord_features, click_map = self.get_coord_features(image, prev_mask, points)
+        if self.maps_transform is not None:
+            coord_features = self.maps_transform(coord_features)
+        out = self.backbone_forward(image, coord_features)
+        size = image.shape[-2:]
+        instances = upsample(out["instances"], size)
+        aux = upsample(out["instances_aux"], size) if self.with_aux_output else out["instances_aux"]
+        return ImageEmbedding(image=image, feature=out["feature"], logits_lr=out["instances"].detach(),
+                              instances=instances, instances_aux=aux, click_map=click_map,
+                              refiner=self.refiner.prepare(image, out["feature"]))
+
+    def correct(self, embedding: ImageEmbedding, points: torch.Tensor, prev: Optional[Correction] = None,
+                attention: str = "exact", logits_lr: Optional[torch.Tensor] = None) -> Correction:
+        """One correction: the head alone, on every click so far.
+
+        Args:
+            embedding: from :meth:`encode` on the same image.
+            points: ``B x 2N x 3`` all clicks so far (layout as in :meth:`encode`).
+            prev: the previous correction: this one starts from its ``logits_lr`` and extends its
+                click maps with the added clicks. None: start from the backbone's logits.
+            attention: ``'exact'`` (the original's arithmetic, default) or ``'fast'``
+                (see :data:`isegm.model.refiner.ATTENTION`).
+            logits_lr: ``B x 1 x h x w`` logits to start from instead (training's simulated clicks).
+
+        Nothing passed in is modified: undo is keeping an older :class:`Correction`.
+        """
+        height, width = embedding.image.shape[-2:]
+        scale = self.dist_maps_refine.spatial_scale
+        clicks = (ClickDistances.build(points, height, width, scale) if prev is None
+                  else prev.clicks.update(points, height, width, scale))
+        if logits_lr is None:
+            logits_lr = embedding.logits_lr if prev is None else prev.logits_lr
+        prev_logits = upsample(logits_lr.detach(), (height, width))
+        refined = self.refiner(embedding.refiner, self.dist_maps_refine.disks(clicks.dist2), prev_logits, points,
+                               clicks.dist2, attention=attention)
+        return Correction(logits=upsample(refined, (height, width)), logits_lr=refined.detach(), clicks=clicks)
+
+    # -- the original's call ---------------------------------------------------------------------
+
+    def forward(self, image: torch.Tensor, points: torch.Tensor, cached_outputs: Optional[Outputs] = None,
+                cached_instances_lr: Optional[torch.Tensor] = None) -> Tuple[Outputs, Outputs]:
+        """The original call: the first click (backbone + head) or a later one (head on cached outputs).
+
+        Args:
+            image, points: as in :meth:`encode`.
+            cached_outputs: the ``outputs`` of an earlier call on the same image: the backbone is
+                not run again, and the head starts from its ``instances_lr``. It is not modified.
+            cached_instances_lr: ``B x 1 x h x w`` logits to start from instead.
+
+        Returns:
+            ``(outputs, refine_output)``: ``outputs`` holds ``instances`` / ``instances_aux``
+            (backbone logits at H x W), ``feature`` (``B x Cf x h x w``), ``click_map``
+            (first-click disks) and ``instances_lr`` (this call's corrected logits at h x w, what
+            the next call starts from); ``refine_output`` holds ``instances_refined``, the
+            corrected logits at H x W. Pass ``outputs`` to the next call. Everything is recomputed
+            from these tensors on each call; interactive use wants :meth:`encode` / :meth:`correct`.
+        """
+        start = cached_instances_lr
+        if cached_outputs is None:
+            embedding = self.encode(image, points)
+        else:
+            if start is None:
+                start = cached_outputs["instances_lr"]
+            normalised, _ = self.prepare_input(image)
+            feature = cached_outputs["feature"]
+            embedding = ImageEmbedding(image=normalised, feature=feature, logits_lr=start,
+                                       instances=cached_outputs["instances"],
+                                       instances_aux=cached_outputs["instances_aux"],
+                                       click_map=cached_outputs["click_map"],
+                                       refiner=self.refiner.prepare(normalised, feature))
+        correction = self.correct(embedding, points, logits_lr=start)
+        outputs = {"instances": embedding.instances, "instances_aux": embedding.instances_aux,
+                   "feature": embedding.feature, "click_map": embedding.click_map,
+                   "instances_lr": correction.logits_lr}
+        return outputs, {"instances_refined": correction.logits}
+
+    # -- parts -----------------------------------------------------------------------------------
+
     def prepare_input(self, image: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """``B x (3|4) x H x W`` RGB in [0, 1] (+ previous mask) -> (normalised RGB, prev mask or None)."""
         prev_mask = None
@@ -121,78 +219,6 @@ class ISModel(nn.Module):
         """-> ``{'instances', 'instances_aux': B x 1 x h x w logits, 'feature': B x Cf x h x w}``."""
         raise NotImplementedError
 
-    def refine(self, image: torch.Tensor, points: torch.Tensor, feature: torch.Tensor,
-               logits_lr: torch.Tensor, cache: Optional[ClickCache] = None) -> Outputs:
-        """Correction head on all clicks -> ``{'instances_refined': B x 1 x h x w}`` logits.
-
-        With a ``cache`` the click distances are updated with the new clicks only and the
-        refiner reuses what does not depend on the clicks (same numbers as without).
-        """
-        if cache is None:
-            click_map, dist2 = self.dist_maps_refine(image, points, out_dist_map=True)
-        else:
-            maps = self.dist_maps_refine
-            dist2 = cache.click_distance(points, image.shape[-2], image.shape[-1], maps.spatial_scale)
-            click_map = maps.disks(dist2)
-        prev_logits = upsample(logits_lr, image.shape[-2:])
-        return {"instances_refined": self.refiner(image, click_map, feature, prev_logits, points, dist2,
-                                                  cache=cache)}
-
-    def click_cache(self, cached_outputs: Optional[Outputs]) -> Optional[ClickCache]:
-        """The :class:`ClickCache` of ``cached_outputs`` (a new one on a first click), or None.
-
-        None (nothing cached, nothing reused) in train mode, with autograd enabled or under
-        autocast: training builds new images and graphs on every call.
-        """
-        if self.training or torch.is_grad_enabled() or _autocast_enabled():
-            return None
-        cache = None if cached_outputs is None else cached_outputs.get(CACHE_KEY)
-        return cache if isinstance(cache, ClickCache) else ClickCache()
-
-    def forward(self, image: torch.Tensor, points: torch.Tensor, cached_outputs: Optional[Outputs] = None,
-                cached_instances_lr: Optional[torch.Tensor] = None) -> Tuple[Outputs, Outputs]:
-        """Run the first click (backbone + refiner) or a later click (refiner on cached outputs).
-
-        Args:
-            image: ``B x 4 x H x W`` (RGB in [0, 1] + previous mask; ``B x 3`` without
-                ``with_prev_mask``), H and W multiples of 4.
-            points: ``B x 2N x 3`` clicks ``(y, x, index)`` in input pixels; first N positive,
-                last N negative, padding rows ``(-1, -1, -1)``; index 0 is the first click.
-            cached_outputs: the ``outputs`` dict of an earlier call for the same image. It is
-                reused and updated in place (``instances_lr`` becomes this call's low-res result).
-            cached_instances_lr: ``B x 1 x h x w`` logits to correct instead of the cached ones.
-
-        Returns:
-            ``(outputs, refine_output)``: ``outputs`` holds ``instances`` / ``instances_aux``
-            (backbone logits at H x W), ``feature`` (``B x Cf x h x w``), ``instances_lr``
-            (``B x 1 x h x w``) and ``click_map`` (first-click disks); ``refine_output`` holds
-            ``instances_refined``, the corrected logits at H x W.
-            In inference (no autograd, eval mode, no autocast) ``outputs`` also keeps a
-            :class:`ClickCache` under :data:`CACHE_KEY` that later clicks reuse.
-        """
-        cache = self.click_cache(cached_outputs)
-        if cache is None:
-            image, prev_mask = self.prepare_input(image)
-        else:  # the predictor passes the same input tensor on every click of an image
-            raw = image
-            image, prev_mask = cache.get("input", (raw,), lambda: self.prepare_input(raw))
-        size = image.shape[-2:]
-        if cached_outputs is None:
-            coord_features, click_map = self.get_coord_features(image, prev_mask, points)
-            if self.maps_transform is not None:
-                coord_features = self.maps_transform(coord_features)
-            outputs = self.backbone_forward(image, coord_features)
-            outputs["instances_lr"] = outputs["instances"].detach()
-            outputs["click_map"] = click_map
-            outputs["instances"] = upsample(outputs["instances"], size)
-            if self.with_aux_output:
-                outputs["instances_aux"] = upsample(outputs["instances_aux"], size)
-        else:
-            outputs = cached_outputs
-        if cache is not None:
-            outputs[CACHE_KEY] = cache
-        logits_lr = outputs["instances_lr"] if cached_instances_lr is None else cached_instances_lr
-        refine_output = self.refine(image, points, outputs["feature"], logits_lr.detach(), cache=cache)
-        outputs["instances_lr"] = refine_output["instances_refined"].detach()
-        refine_output["instances_refined"] = upsample(refine_output["instances_refined"], size)
-        return outputs, refine_output
+    def checkpoint_filter_fn(self, state: Dict[str, torch.Tensor], source: str) -> Dict[str, torch.Tensor]:
+        """Translate a checkpoint's state dict to this model's names (the refiner's aliased keys)."""
+        return self.refiner.checkpoint_filter_fn(state, "refiner.", source)

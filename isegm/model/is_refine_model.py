@@ -9,7 +9,7 @@ from isegm.model.modifiers import LRMult
 from isegm.model.refiner import AttRefineAfterLayer
 from isegm.utils.serialization import serialize
 
-__all__ = ["HRNetRefineModel", "AttRefineAfterLayer"]
+__all__ = ["HRNetRefineModel"]
 
 
 class HRNetRefineModel(ISModel):
@@ -29,7 +29,7 @@ class HRNetRefineModel(ISModel):
         self.feature_extractor.apply(LRMult(backbone_lr_mult))
         for head in ("ocr_distri_head", "ocr_gather_head", "conv3x3_ocr"):
             getattr(self.feature_extractor, head).apply(LRMult(1.0))
-        self.refiner = AttRefineAfterLayer(feature_dims=ocr_width * 2, spatial_scale=0.25,
+        self.refiner = AttRefineAfterLayer(feature_dims=self.feature_extractor.out_channels, spatial_scale=0.25,
                                            **(refiner_conf or {}))
 
     def backbone_forward(self, image, coord_features) -> Outputs:

@@ -11,9 +11,6 @@ from isegm.utils.serialization import serialize
 
 __all__ = ["SegFormerModel"]
 
-_DECODER_DIMS = {"b0": 256, "b3": 512}
-
-
 class SegFormerModel(ISModel):
     """MiT-{model_version} + SegFormer head; the raw first-click disk enters as a side input.
 
@@ -24,13 +21,13 @@ class SegFormerModel(ISModel):
     def __init__(self, feature_stride: int = 4, backbone_lr_mult: float = 0.1, norm_layer=nn.BatchNorm2d,
                  model_version: str = "b0", refiner_conf: dict = None, **kwargs):
         super().__init__(feature_stride=feature_stride, norm_layer=norm_layer, **kwargs)
-        if model_version not in _DECODER_DIMS:
-            raise ValueError(f"SegFormerModel: model_version must be one of {sorted(_DECODER_DIMS)}, "
+        if model_version not in SegFormer.VERSIONS:
+            raise ValueError(f"SegFormerModel: model_version must be one of {list(SegFormer.VERSIONS)}, "
                              f"got {model_version!r}")
         self.model_version = model_version
         self.feature_extractor = SegFormer(model_version, side_dims=self.coord_feature_ch)
         self.feature_extractor.backbone.apply(LRMult(backbone_lr_mult))
-        self.refiner = AttRefineAfterLayer(feature_dims=_DECODER_DIMS[model_version], spatial_scale=0.25,
+        self.refiner = AttRefineAfterLayer(feature_dims=self.feature_extractor.out_channels, spatial_scale=0.25,
                                            **(refiner_conf or {}))
         self.maps_transform = None
 

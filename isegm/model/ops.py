@@ -1,7 +1,8 @@
 """Small parameter-free or tiny operations shared by the EMC-Click models."""
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import FrozenSet, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -77,49 +78,68 @@ def _axis_distances(points: torch.Tensor, rows: int, cols: int, spatial_scale: f
     return dy2, dx2
 
 
-class IncrementalClickDistance:
-    """:func:`squared_click_distance` kept up to date click by click, bit for bit.
+@dataclass(frozen=True)
+class ClickDistances:
+    """:func:`squared_click_distance` of a set of clicks, extended click by click, bit for bit.
 
-    The map of a sign is the minimum over that sign's set of valid clicks, so it only depends on
-    the set: when the new clicks of every sample and sign include the previous ones (clicks were
-    added, in any slot order and with any padding), only the added clicks are folded in with
-    ``torch.minimum``, at ``O(H * W)`` per added click whatever the number of earlier clicks.
-    Anything else (a click removed or moved, another size, batch, dtype or device) rebuilds the
-    map from scratch. The click coordinates are compared on the host (one small copy per call
-    for points on an accelerator).
+    The map of a sign is the minimum over that sign's set of valid clicks, so it depends only on
+    the set. :meth:`update` folds in the clicks added since an earlier state (in any slot order,
+    with any padding) at ``O(H * W)`` per added click, whatever the number of earlier clicks, and
+    rebuilds the maps when a click was removed or moved, or the size, batch, dtype or device
+    changed. It returns a new state and never modifies the one it extends, so undo is keeping an
+    older state.
+
+    Attributes:
+        dist2: ``B x 2 x rows x cols`` float32 squared distances (channel 0 positive, 1 negative;
+            ``NO_CLICK`` where a sign has no click).
+        clicks: per sample, per sign, the frozen set of ``(y, x)`` the maps hold.
+        key: ``(rows, cols, spatial_scale, batch, dtype, device)`` of the maps.
     """
 
-    def __init__(self):
-        self.clicks = None      # per sample and sign: set of valid (y, x) in the map
-        self.key = None         # (rows, cols, spatial_scale, batch, dtype, device)
-        self.dist2 = None       # B x 2 x rows x cols
+    dist2: torch.Tensor
+    clicks: Tuple[Tuple[FrozenSet[Tuple[float, float]], ...], ...]
+    key: tuple
 
-    def __call__(self, points: torch.Tensor, rows: int, cols: int, spatial_scale: float = 1.0) -> torch.Tensor:
-        host = points.detach().to("cpu", torch.float64)
-        num = host.shape[1] // 2
-        clicks = [[_valid_clicks(host[b, s * num:(s + 1) * num]) for s in range(2)] for b in range(host.shape[0])]
-        key = (rows, cols, spatial_scale, host.shape[0], points.dtype, points.device)
-        # An inference tensor cannot be updated in place outside inference mode: rebuild it then.
-        stale = self.dist2 is None or (self.dist2.is_inference() and not torch.is_inference_mode_enabled())
-        if stale or key != self.key or not all(
-                old <= new for old_b, new_b in zip(self.clicks, clicks) for old, new in zip(old_b, new_b)):
-            self.dist2 = squared_click_distance(points, rows, cols, spatial_scale)
-        else:
-            added = [(b, s, yx) for b, new_b in enumerate(clicks) for s in range(2)
-                     for yx in sorted(new_b[s] - self.clicks[b][s])]
-            if added:
-                # Same arithmetic (and dtype) as squared_click_distance, one click at a time.
-                rows_ = torch.tensor([[yx[0], yx[1], 0.0] for _, _, yx in added], dtype=points.dtype)
-                dy2, dx2 = _axis_distances(rows_.to(points.device)[None], rows, cols, spatial_scale)
-                for i, (b, s, _) in enumerate(added):
-                    torch.minimum(self.dist2[b, s], dy2[0, i, :, None] + dx2[0, i, None, :], out=self.dist2[b, s])
-        self.key, self.clicks = key, clicks
-        return self.dist2
+    @classmethod
+    def build(cls, points: torch.Tensor, rows: int, cols: int, spatial_scale: float = 1.0) -> "ClickDistances":
+        """The maps of ``points`` (``B x 2N x 3`` rows ``(y, x, index)``) from scratch."""
+        return cls(squared_click_distance(points, rows, cols, spatial_scale), _click_sets(points),
+                   _maps_key(points, rows, cols, spatial_scale))
+
+    def update(self, points: torch.Tensor, rows: int, cols: int, spatial_scale: float = 1.0) -> "ClickDistances":
+        """The maps of ``points``, reusing this state's when ``points`` only adds clicks to it.
+
+        The click coordinates are compared on the host (one small copy per call for points on an
+        accelerator).
+        """
+        clicks, key = _click_sets(points), _maps_key(points, rows, cols, spatial_scale)
+        if key != self.key or not all(old <= new for old_b, new_b in zip(self.clicks, clicks)
+                                      for old, new in zip(old_b, new_b)):
+            return ClickDistances.build(points, rows, cols, spatial_scale)
+        added = [(b, s, yx) for b, new_b in enumerate(clicks) for s in range(2)
+                 for yx in sorted(new_b[s] - self.clicks[b][s])]
+        if not added:
+            return ClickDistances(self.dist2, clicks, key)
+        # Same arithmetic (and dtype) as squared_click_distance, one click at a time, on a copy:
+        # the earlier state keeps its maps.
+        rows_ = torch.tensor([[y, x, 0.0] for _, _, (y, x) in added], dtype=points.dtype)
+        dy2, dx2 = _axis_distances(rows_.to(points.device)[None], rows, cols, spatial_scale)
+        dist2 = self.dist2.clone()
+        for i, (b, s, _) in enumerate(added):
+            torch.minimum(dist2[b, s], dy2[0, i, :, None] + dx2[0, i, None, :], out=dist2[b, s])
+        return ClickDistances(dist2, clicks, key)
 
 
-def _valid_clicks(rows: torch.Tensor) -> set:
-    """``K x 3`` host rows -> the set of ``(y, x)`` of the valid ones (``max(y, x) >= 0``)."""
-    return {(y, x) for y, x, _ in rows.tolist() if max(y, x) >= 0}
+def _maps_key(points: torch.Tensor, rows: int, cols: int, spatial_scale: float) -> tuple:
+    return rows, cols, spatial_scale, points.shape[0], points.dtype, points.device
+
+
+def _click_sets(points: torch.Tensor) -> Tuple[Tuple[FrozenSet[Tuple[float, float]], ...], ...]:
+    """``B x 2N x 3`` points -> per sample, per sign, the frozen set of valid ``(y, x)`` (``max(y, x) >= 0``)."""
+    host = points.detach().to("cpu", torch.float64)
+    num = host.shape[1] // 2
+    return tuple(tuple(frozenset((y, x) for y, x, _ in host[b, s * num:(s + 1) * num].tolist() if max(y, x) >= 0)
+                       for s in range(2)) for b in range(host.shape[0]))
 
 
 class ScaleLayer(nn.Module):

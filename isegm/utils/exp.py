@@ -176,9 +176,9 @@ def init_experiment(args, model_name: str) -> EasyDict:
         torch.backends.cudnn.benchmark = True
     torch.multiprocessing.set_sharing_strategy("file_system")
 
-    from isegm.utils.log import get_root_logger
+    from isegm.utils.log import setup_logging
 
-    logger = get_root_logger(logs_path=str(cfg.LOGS_PATH))
+    logger = setup_logging(logs_path=str(cfg.LOGS_PATH))
     logger.info("Number of processes: %d (%s)", du.get_world_size(), "CPU" if cfg.get("cpu") else f"GPUs {cfg.gpus}")
     if cfg.distributed:
         logger.info("Multi-process distributed training, backend %s", torch.distributed.get_backend())

@@ -1,4 +1,4 @@
-"""Training logs: the root logger, tqdm routed to it, and a TensorBoard writer that averages scalars."""
+"""Training logs: the ``isegm`` logger's handlers, tqdm routed to it, and a TensorBoard writer that averages scalars."""
 from __future__ import annotations
 
 import io
@@ -14,28 +14,38 @@ LOG_FORMAT = "(%(levelname)s) %(asctime)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
-def get_root_logger(logger_name: str = "clickseg", logs_path: Optional[str] = None, prefix: str = "train"
-                    ) -> logging.Logger:
-    """The training logger: INFO on rank 0 (ERROR elsewhere), to stderr and ``<logs_path>/<prefix>_<time>.log``.
+LOGGER_NAME = "isegm"
+"""The project's logger namespace: every module logs under ``isegm.<module>``, so the handlers set
+here (the console and the training log file) receive every line."""
 
-    Handlers are added once per logger, so calling it again returns the same configured logger.
+
+def setup_logging(logs_path: Optional[str] = None, prefix: str = "train") -> logging.Logger:
+    """Configure the ``isegm`` logger: INFO on rank 0 (ERROR elsewhere), to stderr and, with
+    ``logs_path``, to ``<logs_path>/<prefix>_<time>.log``.
+
+    Calling it again keeps one console handler and moves the file handler to the new
+    ``logs_path`` (a second experiment in the same process gets its own file).
     """
-    logger = logging.getLogger(logger_name)
-    if getattr(logger, "_isegm_configured", False):
-        return logger
+    logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(logging.INFO if get_rank() == 0 else logging.ERROR)
     logger.propagate = False
     formatter = logging.Formatter(fmt=LOG_FORMAT, datefmt=DATE_FORMAT)
-    stream = logging.StreamHandler()
-    stream.setFormatter(formatter)
-    logger.addHandler(stream)
+    for handler in list(logger.handlers):
+        if getattr(handler, "_isegm_file", False) and logs_path is not None:
+            logger.removeHandler(handler)
+            handler.close()
+    if not any(getattr(h, "_isegm_console", False) for h in logger.handlers):
+        stream = logging.StreamHandler()
+        stream.setFormatter(formatter)
+        stream._isegm_console = True
+        logger.addHandler(stream)
     if logs_path is not None and get_rank() == 0:
         os.makedirs(logs_path, exist_ok=True)
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         file_handler = logging.FileHandler(os.path.join(logs_path, f"{prefix}_{stamp}.log"))
         file_handler.setFormatter(formatter)
+        file_handler._isegm_file = True
         logger.addHandler(file_handler)
-    logger._isegm_configured = True
     return logger
 
 

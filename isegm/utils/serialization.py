@@ -19,7 +19,7 @@ from typing import Any, Dict
 
 from torch import nn
 
-from isegm.utils.checkpoint import CheckpointError
+from isegm.utils.errors import CheckpointError
 
 # Class paths a checkpoint config may name. Checkpoints are data: nothing else gets imported.
 ALLOWED_MODEL_CLASSES = {

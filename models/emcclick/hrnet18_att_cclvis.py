@@ -1,5 +1,5 @@
 """EMC-Click, HRNetV2-W18 + OCR (64) backbone, trained on COCO+LVIS (release file `hr18.pth`)."""
-from isegm.build import init_model as _init_model
+from isegm.engine.recipe import init_model as _init_model
 from isegm.engine.recipe import train
 
 MODEL_NAME = "hrnet18_att_cclvis"

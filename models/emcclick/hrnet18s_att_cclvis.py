@@ -1,5 +1,5 @@
 """EMC-Click, HRNetV2-W18-small-v2 + OCR (48) backbone, trained on COCO+LVIS (release file `hr18s.pth`)."""
-from isegm.build import init_model as _init_model
+from isegm.engine.recipe import init_model as _init_model
 from isegm.engine.recipe import train
 
 MODEL_NAME = "hrnet18s_att_cclvis"

@@ -1,5 +1,5 @@
 """EMC-Click, HRNetV2-W32 + OCR (128) backbone, trained on COCO+LVIS (release file `hr32.pth`)."""
-from isegm.build import init_model as _init_model
+from isegm.engine.recipe import init_model as _init_model
 from isegm.engine.recipe import train
 
 MODEL_NAME = "hrnet32_att_cclvis"

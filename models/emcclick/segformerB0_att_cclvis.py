@@ -1,5 +1,5 @@
 """EMC-Click, SegFormer MiT-b0 backbone, trained on COCO+LVIS (release file `segb0.pth`)."""
-from isegm.build import init_model as _init_model
+from isegm.engine.recipe import init_model as _init_model
 from isegm.engine.recipe import train
 
 MODEL_NAME = "segformerB0_att_cclvis"

@@ -1,5 +1,5 @@
 """EMC-Click, SegFormer MiT-b3 backbone, trained on COCO+LVIS (release file `segb3.pth`)."""
-from isegm.build import init_model as _init_model
+from isegm.engine.recipe import init_model as _init_model
 from isegm.engine.recipe import train
 
 MODEL_NAME = "segformerB3_att_cclvis"

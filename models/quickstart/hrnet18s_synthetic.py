@@ -6,10 +6,10 @@ checkpoints load with ``load_is_model`` like any other. What differs from the CO
 small crops of small synthetic images, no ImageNet weights (so the backbone learns at the full
 rate instead of x0.1), a short schedule, and smaller minimum object sizes.
 """
-from isegm.build import init_model as _init_model
 from isegm.data.datasets import SYNTHETIC_SEEDS, SyntheticDataset
 from isegm.data.transforms import train_augmentator
 from isegm.engine.recipe import first_point_sampler, make_trainer
+from isegm.engine.recipe import init_model as _init_model
 
 MODEL_NAME = "hrnet18s_synthetic"
 VARIANT = "hr18s"
@@ -34,7 +34,6 @@ def init_model(cfg):
 
 def main(cfg):
     model, model_cfg = init_model(cfg)
-    cfg.batch_size = cfg.batch_size if cfg.batch_size > 0 else BATCH_SIZE
     # The released configs' augmentation, rescaled so that objects have their evaluation size.
     augmentator = train_augmentator(CROP_SIZE, scale_range=(0.75 * SCALE, 1.40 * SCALE))
     trainset = SyntheticDataset(num_samples=5000, image_size=IMAGE_SIZE, seed=SYNTHETIC_SEEDS["train"],
@@ -44,5 +43,5 @@ def main(cfg):
     epochs = cfg.get("epochs") or EPOCHS
     trainer = make_trainer(model, cfg, model_cfg, trainset, lr=LR, aux_loss_weight=0.4,
                            milestones=[int(epochs * 0.8)], checkpoint_interval=0, image_dump_interval=200,
-                           save_initial_checkpoint=True)
+                           save_initial_checkpoint=True, default_batch_size=BATCH_SIZE)
     trainer.run(num_epochs=epochs)

@@ -11,7 +11,7 @@ from isegm.data.datasets import SyntheticDataset
 from isegm.data.transforms import train_augmentator
 from isegm.engine.recipe import first_point_sampler, make_trainer
 from isegm.engine.trainer import training_state_path
-from isegm.utils.checkpoint import CheckpointError
+from isegm.utils.errors import CheckpointError
 
 CROP = (64, 96)
 
@@ -105,5 +105,5 @@ def test_batch_of_one_per_process_is_refused(tmp_path):
 def test_weights_that_are_not_a_checkpoint_are_refused(tmp_path):
     bad = tmp_path / "tensor.pth"
     torch.save(torch.zeros(3), bad)
-    with pytest.raises(CheckpointError, match=r"--weights .*tensor\.pth.* is not a checkpoint with a 'state_dict'"):
+    with pytest.raises(CheckpointError, match=r"--weights .*tensor\.pth.* is not an EMC-Click checkpoint"):
         tiny_trainer(tiny_cfg(tmp_path, weights=str(bad)))

@@ -9,30 +9,34 @@ from isegm.inference.clicker import Click, Clicker
 from isegm.inference.predictor import EMCClickPredictor
 from isegm.inference.predictors import get_predictor
 from isegm.inference.utils import load_is_model
+from isegm.model.is_model import Correction
 
 
 class ReplayNet(torch.nn.Module):
-    """Stands in for the network: checks what the predictor feeds it, returns the reference logits."""
-
-    with_prev_mask = True
+    """Stands in for the network's two stages: checks what the predictor feeds them, returns the
+    reference logits of each call."""
 
     def __init__(self, ref):
         super().__init__()
         self.ref, self.calls = ref, 0
+        self.eval()
 
-    def forward(self, image, points, cached=None):
+    def encode(self, image, points):
+        assert self.calls == 0, "the backbone stage runs on the first click only"
+        assert list(image.shape) == self.ref["net_input_shape"][0]
+        assert torch.allclose(image[:1, :, ::4, ::4], self.ref["net_input_s0_stride4"][0], atol=1e-6)
+        assert torch.equal(points, self.ref["points"][0])  # float64, exact
+        return "embedding"
+
+    def correct(self, embedding, points, prev=None, attention="exact"):
         k, self.calls = self.calls, self.calls + 1
-        assert list(image.shape) == self.ref["net_input_shape"][k]
-        # channel 3 (previous prediction) only matters on the first call, when the backbone runs
-        assert torch.allclose(image[:1, :3, ::4, ::4], self.ref["net_input_s0_stride4"][k][:, :3], atol=1e-6)
-        assert torch.equal(points, self.ref["points"][k])  # float64, exact
-        assert (cached is not None) == self.ref["cached"][k]
-        outputs = cached if cached is not None else {}
-        outputs["instances_lr"] = self.ref["instances_lr_after"][k]
+        assert embedding == "embedding" and attention == "exact"
+        assert torch.equal(points, self.ref["points"][k])
+        assert (prev is not None) == self.ref["cached"][k]
         logits = self.ref.get(f"logits_click{k + 1}")
         if logits is None:  # no stored logits for clicks 2-3: any finite map keeps the chain going
             logits = torch.zeros(self.ref["net_input_shape"][k][:1] + [1] + self.ref["net_input_shape"][k][2:])
-        return outputs, {"instances_refined": logits}
+        return Correction(logits=logits, logits_lr=self.ref["instances_lr_after"][k], clicks=None)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from conftest import shared_path
 
 from isegm.build import MODEL_REGISTRY, build_emc_click, load_imagenet_weights
 from isegm.inference.utils import load_is_model
-from isegm.utils.checkpoint import CheckpointError, save_checkpoint
+from isegm.model.checkpoint import CheckpointError, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,13 @@ def _data(ckpt):
     return torch.load(ckpt, weights_only=True)
 
 
+def _assert_same_weights(model, state):
+    own = model.state_dict()
+    assert list(own) == list(state)
+    for key, value in state.items():
+        assert torch.equal(own[key], value), key
+
+
 def test_saved_file_has_the_released_layout(ckpt, model):
     data = _data(ckpt)
     assert list(data) == ["state_dict", "config"]
@@ -38,15 +45,13 @@ def test_saved_file_has_the_released_layout(ckpt, model):
 def test_round_trip(ckpt, model):
     loaded = load_is_model(ckpt, "cpu")
     assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
-    for key, value in model.state_dict().items():
-        assert torch.equal(loaded.state_dict()[key], value), key
+    _assert_same_weights(loaded, model.state_dict())
 
 
 def test_original_release_file_loads():
     path = shared_path("fixtures", "segb0_random.pth")
     loaded = load_is_model(path, "cpu")
-    raw = torch.load(path, weights_only=True)["state_dict"]
-    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in raw.items())
+    _assert_same_weights(loaded, torch.load(path, weights_only=True)["state_dict"])
 
 
 def test_builder_loads_checkpoint_strictly(ckpt, model):
@@ -57,11 +62,15 @@ def test_builder_loads_checkpoint_strictly(ckpt, model):
         build_emc_click("segb0", checkpoint=ckpt)
 
 
-def test_module_prefix_is_accepted(ckpt, tmp_path):
+def test_module_prefix_is_accepted(ckpt, model, tmp_path):
     data = _data(ckpt)
     data["state_dict"] = {f"module.{k}": v for k, v in data["state_dict"].items()}
     torch.save(data, tmp_path / "ddp.pth")
-    load_is_model(tmp_path / "ddp.pth", "cpu")
+    _assert_same_weights(load_is_model(tmp_path / "ddp.pth", "cpu"), model.state_dict())
+    data["state_dict"]["refiner.extra"] = torch.zeros(1)   # a prefix on some keys only is not a DDP save
+    torch.save(data, tmp_path / "partly.pth")
+    with pytest.raises(CheckpointError, match=r"unexpected keys: module\.maps_transform"):
+        load_is_model(tmp_path / "partly.pth", "cpu")
 
 
 def test_alias_keys_may_be_absent_but_not_different(ckpt, tmp_path):
@@ -127,11 +136,18 @@ def test_bad_config(ckpt, tmp_path, field, value, message):
         load_is_model(tmp_path / "cfg.pth", "cpu")
 
 
-def test_unknown_unspecified_param_is_skipped(ckpt, tmp_path):
+def test_unknown_unspecified_param_is_skipped(ckpt, model, tmp_path):
     data = _data(ckpt)
     data["config"]["params"]["old_option"] = {"type": "builtin", "value": 3, "specified": False}
     torch.save(data, tmp_path / "old.pth")
-    load_is_model(tmp_path / "old.pth", "cpu")
+    loaded = load_is_model(tmp_path / "old.pth", "cpu")
+    assert "old_option" not in loaded._config["params"]   # not passed to the constructor
+    assert loaded._config["params"]["width"]["value"] == 18
+    _assert_same_weights(loaded, model.state_dict())
+    data["config"]["params"]["old_option"]["specified"] = True   # a specified one is an error
+    torch.save(data, tmp_path / "old.pth")
+    with pytest.raises(CheckpointError, match=r"old\.pth.*'old_option' is not an argument"):
+        load_is_model(tmp_path / "old.pth", "cpu")
 
 
 def test_key_mismatches_are_listed(ckpt, tmp_path, caplog):

@@ -1,10 +1,10 @@
-"""The forward contract on a 480x640 input: first click runs the backbone, later clicks do not."""
+"""The original forward call on a 480x640 input: the first click runs the backbone, later clicks do not."""
 import pytest
 import torch
 
 from isegm.build import MODEL_REGISTRY
 from isegm.inference.utils import load_is_model
-from isegm.utils.checkpoint import save_checkpoint
+from isegm.model.checkpoint import save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +44,9 @@ def test_first_and_later_click_480x640(model):
     finally:
         hook.remove()
     assert len(calls) == 1  # no backbone on the later click
-    assert out2 is out and out2["feature"] is feature
-    assert not torch.equal(out2["instances_lr"], lr_first)  # the cache now holds the corrected logits
+    assert out2 is not out and out2["feature"] is feature
+    assert torch.equal(out["instances_lr"], lr_first)        # the caller's outputs are not modified
+    assert not torch.equal(out2["instances_lr"], lr_first)   # the new ones hold the corrected logits
     for t in (out["instances"], ref["instances_refined"], ref2["instances_refined"]):
         assert torch.isfinite(t).all()
     assert not torch.allclose(ref2["instances_refined"], ref["instances_refined"])

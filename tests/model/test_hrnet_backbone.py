@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from isegm.model.modeling.hrnet_ocr import HighResolutionNet
-from isegm.utils.checkpoint import CheckpointError
+from isegm.utils.errors import CheckpointError
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 SPEC_DIR = SHARED / "spec" / "checkpoints"

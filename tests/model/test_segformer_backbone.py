@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from isegm.model.modeling.segformer.mix_transformer import mit_b0
 from isegm.model.modeling.segformer.segformer_model import SegFormer
-from isegm.utils.checkpoint import CheckpointError
+from isegm.utils.errors import CheckpointError
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 SPEC = SHARED / "spec" / "checkpoints"

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from isegm.build import MODEL_REGISTRY
-from isegm.utils.checkpoint import save_checkpoint
+from isegm.model.checkpoint import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = str(REPO / "scripts" / "evaluate_model.py")

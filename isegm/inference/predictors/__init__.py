@@ -1,4 +1,7 @@
-"""RITM's predictor factory, kept for scripts written against RITM / the original EMC-Click."""
+"""Compatibility: RITM's predictor factory, for scripts written against RITM / the original EMC-Click.
+
+New code builds :class:`isegm.inference.predictor.EMCClickPredictor` directly.
+"""
 from __future__ import annotations
 
 from typing import Optional
@@ -18,8 +21,9 @@ def get_predictor(net: torch.nn.Module, brs_mode: str, device, prob_thresh: floa
     """Build the predictor for ``brs_mode`` (only ``'EMC-Click'``).
 
     As in the original, only ``zoom_in_params['target_size']`` is used (as the inference short
-    side, default 384) and ``predictor_params['net_clicks_limit']`` if given; ``prob_thresh`` and
-    ``focus_crop_r`` are accepted for compatibility and unused (the caller thresholds).
+    side, default 384) and ``predictor_params['net_clicks_limit']`` if given (plus this project's
+    ``predictor_params['attention']``); ``prob_thresh`` and ``focus_crop_r`` are accepted for
+    compatibility and unused (the caller thresholds).
     """
     if brs_mode not in MODES:
         raise ValueError(f"unknown predictor mode {brs_mode!r}; this codebase implements {list(MODES)}")
@@ -28,4 +32,5 @@ def get_predictor(net: torch.nn.Module, brs_mode: str, device, prob_thresh: floa
         raise ValueError(f"EMC-Click resizes by the short side; target_size must be an int, got {infer_size!r}")
     params = dict(predictor_params or {})
     return EMCClickPredictor(net, device, with_flip=with_flip, infer_size=infer_size,
-                             net_clicks_limit=params.get("net_clicks_limit"))
+                             net_clicks_limit=params.get("net_clicks_limit"),
+                             attention=params.get("attention", "exact"))

@@ -15,9 +15,9 @@ from torch import nn
 
 from isegm.model.modeling.ocr import SpatialGather_Module, SpatialOCR_Module
 from isegm.model.modeling.resnetv1b import BasicBlockV1b, BottleneckV1b
-from isegm.utils.checkpoint import PathLike, PretrainedReport, load_matching, read_torch_file
+from isegm.utils.torch_files import PathLike, PretrainedReport, load_matching, read_torch_file
 
-logger = logging.getLogger("isegm")
+logger = logging.getLogger(__name__)
 
 NormLayer = Callable[[int], nn.Module]
 
@@ -142,6 +142,7 @@ class HighResolutionNet(nn.Module):
 
         hrnet_channels = sum(channels)  # 15 * width
         ocr_mid = 2 * ocr_width
+        self.out_channels = ocr_mid  # channels of the OCR feature the correction head reads
         self.conv3x3_ocr = nn.Sequential(
             nn.Conv2d(hrnet_channels, ocr_mid, kernel_size=3, padding=1),  # with bias, as in the original
             norm_layer(ocr_mid),

@@ -7,12 +7,12 @@ from typing import Tuple
 import torch
 from torch import nn
 
-from isegm.utils.checkpoint import PathLike, PretrainedReport, load_matching, read_torch_file
+from isegm.utils.torch_files import PathLike, PretrainedReport, load_matching, read_torch_file
 
 from .mix_transformer import mit_b0, mit_b3
 from .segformer_head import SegFormerHead
 
-logger = logging.getLogger("isegm")
+logger = logging.getLogger(__name__)
 
 # version -> (encoder constructor, stage channels, decoder embed dim)
 _VERSIONS = {
@@ -24,12 +24,15 @@ _VERSIONS = {
 class SegFormer(nn.Module):
     """MiT-``model_version`` backbone with a click side input, followed by ``SegFormerHead``."""
 
+    VERSIONS = tuple(_VERSIONS)
+
     def __init__(self, model_version: str = "b0", side_dims: int = 1) -> None:
         super().__init__()
         if model_version not in _VERSIONS:
             raise ValueError(f"unknown SegFormer version {model_version!r}; "
                              f"expected one of {sorted(_VERSIONS)}")
         build, in_channels, embed_dim = _VERSIONS[model_version]
+        self.out_channels = embed_dim  # channels of the decoder feature the correction head reads
         self.backbone = build(side_dims)
         self.decode_head = SegFormerHead(in_channels, embed_dim, num_classes=1, dropout_ratio=0.1)
 
