@@ -1,11 +1,9 @@
 """Base class of the interactive-segmentation datasets: evaluation access, the training ``__getitem__``,
-the checks the datasets share, safe pickle reading and the DataLoader worker seeding."""
+the checks the datasets share and the DataLoader worker seeding."""
 from __future__ import annotations
 
 import abc
-import importlib
 import os
-import pickle
 import random
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -15,16 +13,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from isegm.utils.pickles import safe_pickle_load
+
 from .points_sampler import BasePointSampler, FirstPointSampler
 from .sample import DSample
 
 
 class SampleLoadError(RuntimeError):
     """A sample of a dataset could not be read or processed; the message names the dataset and the sample."""
-
-
-class UnsafePickleError(pickle.UnpicklingError):
-    """A pickle refers to something other than builtin containers, numbers, strings and numpy arrays."""
 
 
 def default_points_sampler() -> FirstPointSampler:
@@ -300,66 +296,6 @@ def check_same_size(image: np.ndarray, mask: np.ndarray, image_path, mask_path) 
     if image.shape[:2] != mask.shape[:2]:
         raise ValueError(f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its mask {mask_path} "
                          f"is {mask.shape[1]}x{mask.shape[0]}")
-
-
-# -- safe pickles ------------------------------------------------------------------------------------
-
-# What an annotation pickle may refer to: builtin containers and numbers, and what numpy needs to
-# rebuild arrays and scalars (cv2.imencode outputs are uint8 arrays). Anything else is refused.
-_PICKLE_ALLOWED = {
-    "builtins": {"dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "str", "bytes",
-                 "bytearray", "bool"},
-    "collections": {"OrderedDict", "defaultdict"},
-    "_codecs": {"encode"},  # how protocol-2 pickles store bytes (numpy array data)
-    "numpy": {"ndarray", "dtype"},
-    "numpy._core.multiarray": {"_reconstruct", "scalar"},
-    "numpy._core.numeric": {"_frombuffer"},
-}
-_PICKLE_RENAMED = {"__builtin__": "builtins", "copy_reg": "copyreg"}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, source: str):
-        super().__init__(file)
-        self._source = source
-
-    def find_class(self, module: str, name: str):
-        canonical = _PICKLE_RENAMED.get(module, module)
-        if canonical.startswith("numpy.core."):  # pickles written by numpy 1.x
-            canonical = "numpy._core." + canonical[len("numpy.core."):]
-        if name not in _PICKLE_ALLOWED.get(canonical, ()):
-            raise UnsafePickleError(f"{self._source}: refusing to unpickle {module}.{name} (only builtin containers, "
-                                    "numbers, strings and numpy arrays are allowed)")
-        candidates = [canonical]
-        if canonical.startswith("numpy._core."):
-            candidates.append("numpy.core." + canonical[len("numpy._core."):])  # numpy 1.x
-        for module_name in candidates:
-            try:
-                return getattr(importlib.import_module(module_name), name)
-            except (ImportError, AttributeError):
-                continue
-        raise UnsafePickleError(f"{self._source}: cannot resolve {module}.{name}")
-
-
-def safe_pickle_load(path, what: str = "pickle") -> Any:
-    """Unpickle ``path`` allowing only builtin containers, numbers, strings, None and numpy arrays.
-
-    Raises:
-        FileNotFoundError: no such file.
-        UnsafePickleError: the pickle refers to another class or function (message names the file).
-        pickle.UnpicklingError: the file is not a valid pickle (message names the file).
-    """
-    path = os.fspath(path)
-    source = f"{what} {path}"
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} not found: {path}")
-    with open(path, "rb") as f:
-        try:
-            return _RestrictedUnpickler(f, source).load()
-        except UnsafePickleError:
-            raise
-        except Exception as exc:
-            raise pickle.UnpicklingError(f"{source} is not a valid pickle: {type(exc).__name__}: {exc}") from exc
 
 
 # -- DataLoader workers ------------------------------------------------------------------------------

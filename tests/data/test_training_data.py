@@ -15,8 +15,6 @@ import torch
 from isegm.data.base import (
     ISDataset,
     SampleLoadError,
-    UnsafePickleError,
-    safe_pickle_load,
     seed_everything_for_worker,
     worker_init_fn,
 )
@@ -24,6 +22,7 @@ from isegm.data.datasets import CocoLvisDataset, SBDDataset, SyntheticDataset, e
 from isegm.data.points_sampler import FirstPointSampler, generate_probs, get_point_candidates
 from isegm.data.sample import DSample
 from isegm.data.transforms import UniformRandomResize, reseed_augmentator, train_augmentator, val_augmentator
+from isegm.utils.pickles import UnsafePickleError
 
 
 @pytest.fixture(autouse=True)
@@ -434,31 +433,6 @@ def test_worker_init_fn_gives_each_worker_its_own_streams():
     trainset = synthetic_trainset()
     seed_everything_for_worker(9, 0, trainset)
     assert len({t.py_random.random() for t in trainset.augmentator.transforms}) == 6  # independent transforms
-
-
-# --------------------------------------------------------------------------------------------------
-# safe pickles
-
-
-def test_safe_pickle_load(tmp_path):
-    data = ([cv2.imencode(".png", np.eye(4, dtype=np.uint8))[1]], [(0, 1)], {"a": None, 3: {1, 2}}, np.int64(7))
-    for protocol in (2, 4, 5):
-        path = tmp_path / f"ok{protocol}.pickle"
-        path.write_bytes(pickle.dumps(data, protocol=protocol))
-        loaded = safe_pickle_load(path)
-        np.testing.assert_array_equal(loaded[0][0], data[0][0])
-        assert loaded[1:] == data[1:]
-    # numpy 1.x pickles name numpy.core.multiarray
-    old = pickle.dumps(data, protocol=2).replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
-    (tmp_path / "old.pickle").write_bytes(old)
-    assert safe_pickle_load(tmp_path / "old.pickle")[3] == 7
-
-    (tmp_path / "evil.pickle").write_bytes(pickle.dumps(Path("/etc/passwd")))
-    with pytest.raises(UnsafePickleError, match=r"masks .*evil\.pickle: refusing to unpickle pathlib"):
-        safe_pickle_load(tmp_path / "evil.pickle", "masks")
-    (tmp_path / "garbage.pickle").write_bytes(b"\x80\x04not a pickle")
-    with pytest.raises(pickle.UnpicklingError, match=r"garbage\.pickle is not a valid pickle"):
-        safe_pickle_load(tmp_path / "garbage.pickle")
 
 
 # --------------------------------------------------------------------------------------------------
