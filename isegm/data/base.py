@@ -1,9 +1,8 @@
-"""Base class of the interactive-segmentation datasets: evaluation access, the training ``__getitem__``,
-the checks the datasets share and the DataLoader worker seeding."""
+"""Base class of the interactive-segmentation datasets: evaluation access, the training ``__getitem__``
+and the checks the datasets share."""
 from __future__ import annotations
 
 import abc
-import os
 import random
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -296,59 +295,3 @@ def check_same_size(image: np.ndarray, mask: np.ndarray, image_path, mask_path) 
     if image.shape[:2] != mask.shape[:2]:
         raise ValueError(f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its mask {mask_path} "
                          f"is {mask.shape[1]}x{mask.shape[0]}")
-
-
-# -- DataLoader workers ------------------------------------------------------------------------------
-
-def _distributed_rank() -> int:
-    try:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            return torch.distributed.get_rank()
-    except RuntimeError:
-        pass
-    return int(os.environ.get("RANK", "0") or 0)
-
-
-def _datasets_of(dataset) -> List[Any]:
-    """The dataset and the datasets it wraps (Subset.dataset, ConcatDataset.datasets)."""
-    found, stack = [], [dataset]
-    while stack:
-        current = stack.pop()
-        if current is None or any(current is x for x in found):
-            continue
-        found.append(current)
-        stack.append(getattr(current, "dataset", None))
-        stack.extend(getattr(current, "datasets", None) or [])
-    return found
-
-
-def seed_everything_for_worker(base_seed: int, rank: int = 0, dataset=None) -> Tuple[int, int, int]:
-    """Seed numpy's and python's global RNGs and the albumentations Compose of ``dataset`` (and of the
-    datasets it wraps), each transform of the Compose with its own seed (:func:`reseed_augmentator`).
-
-    The three seeds are derived from ``(base_seed, rank)`` with ``np.random.SeedSequence``, so
-    different workers and ranks get unrelated streams. Returns ``(numpy, python, albumentations)`` seeds.
-    """
-    from .transforms import reseed_augmentator  # lazily: evaluation code need not import albumentations
-
-    words = np.random.SeedSequence([int(base_seed) % (1 << 64), int(rank)]).generate_state(3, dtype=np.uint32)
-    np_seed, py_seed, aug_seed = (int(x) for x in words)
-    np.random.seed(np_seed)
-    random.seed(py_seed)
-    for item in _datasets_of(dataset):
-        augmentator = getattr(item, "augmentator", None)
-        if augmentator is not None and hasattr(augmentator, "set_random_seed"):
-            reseed_augmentator(augmentator, aug_seed)  # one stream per transform, unlike Compose.set_random_seed
-    return np_seed, py_seed, aug_seed
-
-
-def worker_init_fn(worker_id: int) -> None:
-    """``DataLoader(worker_init_fn=...)``: distinct random streams per worker and per DDP rank.
-
-    Without it, forked workers inherit the same numpy RNG state and the same albumentations RNGs,
-    and produce identical augmentations and clicks. In a worker ``torch.initial_seed()`` is the
-    loader's per-epoch base seed plus ``worker_id``; the rank (``torch.distributed`` when
-    initialised, else ``$RANK``) is mixed in because ranks often share the torch seed.
-    """
-    info = torch.utils.data.get_worker_info()
-    seed_everything_for_worker(torch.initial_seed(), _distributed_rank(), info.dataset if info is not None else None)

@@ -16,8 +16,8 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 from tqdm import tqdm
 
-from isegm.data.base import worker_init_fn
 from isegm.data.points_sampler import generate_probs
+from isegm.data.seeding import worker_init_fn
 from isegm.engine.click_simulation import get_rough_next_points
 from isegm.engine.optimizer import get_optimizer
 from isegm.utils import distributed as du

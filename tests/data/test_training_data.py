@@ -1,5 +1,5 @@
 """Training data: DSample object trees and augmentation, FirstPointSampler, augmentations, ISDataset.__getitem__,
-worker seeding, COCO+LVIS and SBD training datasets (tiny inputs, written to tmp_path)."""
+COCO+LVIS and SBD training datasets (tiny inputs, written to tmp_path)."""
 import pickle
 import random
 from pathlib import Path
@@ -12,12 +12,7 @@ import scipy.io
 import scipy.ndimage
 import torch
 
-from isegm.data.base import (
-    ISDataset,
-    SampleLoadError,
-    seed_everything_for_worker,
-    worker_init_fn,
-)
+from isegm.data.base import ISDataset, SampleLoadError
 from isegm.data.datasets import CocoLvisDataset, SBDDataset, SyntheticDataset, export_coco_lvis, generate_scene
 from isegm.data.points_sampler import FirstPointSampler, generate_probs, get_point_candidates
 from isegm.data.sample import DSample
@@ -394,45 +389,6 @@ def test_samples_scores(tmp_path):
     dataset = synthetic_trainset(samples_scores_path=path, samples_scores_gamma=1.0, with_image_info=True)
     np.testing.assert_allclose(dataset.samples_precomputed_scores["probs"], [2 / 3, 0, 1 / 3])
     assert {dataset[i]["image_info"] for i in range(6)} <= {0, 2}
-
-
-# --------------------------------------------------------------------------------------------------
-# worker seeding
-
-
-class DrawDataset(torch.utils.data.Dataset):
-    def __init__(self):
-        self.augmentator = A.Compose([UniformRandomResize()])
-
-    def __len__(self):
-        return 4
-
-    def __getitem__(self, index):
-        return (int(np.random.randint(1 << 30)), random.getrandbits(30),
-                self.augmentator.transforms[0].py_random.getrandbits(30))
-
-
-def test_worker_init_fn_gives_each_worker_its_own_streams():
-    torch.manual_seed(0)
-    loader = torch.utils.data.DataLoader(DrawDataset(), batch_size=None, num_workers=2, worker_init_fn=worker_init_fn)
-    draws = [tuple(int(v) for v in item) for item in loader]
-    worker0, worker1 = draws[0::2], draws[1::2]  # workers take the indices in turn
-    for a, b in zip(worker0, worker1):
-        assert all(x != y for x, y in zip(a, b)), draws
-
-    seeds = {seed_everything_for_worker(123, rank) for rank in range(4)}
-    assert len(seeds) == 4
-    assert seed_everything_for_worker(123, 1) == seed_everything_for_worker(123, 1)
-    dataset = DrawDataset()
-    seed_everything_for_worker(5, 0, torch.utils.data.Subset(dataset, [0]))
-    first = dataset.augmentator.transforms[0].py_random.random()
-    seed_everything_for_worker(5, 0, dataset)
-    assert dataset.augmentator.transforms[0].py_random.random() == first
-    seed_everything_for_worker(5, 1, dataset)
-    assert dataset.augmentator.transforms[0].py_random.random() != first
-    trainset = synthetic_trainset()
-    seed_everything_for_worker(9, 0, trainset)
-    assert len({t.py_random.random() for t in trainset.augmentator.transforms}) == 6  # independent transforms
 
 
 # --------------------------------------------------------------------------------------------------
