@@ -37,7 +37,6 @@ class ISDataset(Dataset, abc.ABC):
         {'images': torch.float32 (3, H, W) in [0, 1],
          'points': np.float32 (2 * max_num_points, 3) rows [y, x, order], (-1, -1, -1) = empty,
          'instances': np.float32 (1, H, W) 0/1 target mask,
-         'trimap': np.float32 (1, H, W) band around the mask boundary (unused by EMC-Click),
          'image_info': sample id (only with ``with_image_info``)}
 
     Args:
@@ -56,10 +55,14 @@ class ISDataset(Dataset, abc.ABC):
             (what the EMC-Click configs use) is implemented.
         min_mask_area, max_mask_area_ratio: a target mask is accepted with more than
             ``min_mask_area`` pixels and less than ``max_mask_area_ratio`` of the crop.
-        small_region_size: connected parts of the target smaller than this are erased (not for SBD).
+        small_region_size: connected parts of the target smaller than this are erased (only when the
+            class attribute ``remove_small_target_regions`` is True).
     """
 
-    name: str = "ISDataset"
+    name: str = "ISDataset"  # display name, for messages only
+    # Erase the target's connected parts smaller than small_region_size (remove_small_regions);
+    # the original skipped this for SBD only.
+    remove_small_target_regions: bool = True
     # Caps that turn a sample that can never be accepted into an error instead of an endless loop.
     max_sample_attempts: int = 1000  # consecutive rejected samples in one __getitem__
     max_augment_attempts: int = 100  # augmentations of one sample that leave no object
@@ -157,16 +160,14 @@ class ISDataset(Dataset, abc.ABC):
         self.points_sampler.sample_object(sample)
         points = np.array(self.points_sampler.sample_points(), dtype=np.float32)
         mask = self.points_sampler.selected_mask
-        if self.name != "SBD":
+        if self.remove_small_target_regions:
             mask = self.remove_small_regions(mask)
-        trimap = self.get_trimap(mask[0])
         height, width = mask.shape[-2:]
         mask_area = mask.sum()
         if not self.min_mask_area < mask_area < height * width * self.max_mask_area_ratio:
             return None
         image = np.ascontiguousarray(sample.image.transpose(2, 0, 1))
         output = {
-            "trimap": trimap,
             "images": torch.from_numpy(image).to(torch.float32).div_(255.0),
             "points": points,
             "instances": mask,
@@ -212,17 +213,6 @@ class ISDataset(Dataset, abc.ABC):
         if small.size:
             binary[np.isin(labels, small)] = 0
         return binary[np.newaxis].astype(np.float32)
-
-    @staticmethod
-    def get_trimap(mask: np.ndarray) -> np.ndarray:
-        """``(1, H, W)`` float32 band where the mask differs from its 8x down-and-up-sampled copy, dilated twice."""
-        height, width = mask.shape
-        mask_u8 = (mask > 0.5).astype(np.uint8) * 255
-        small = cv2.resize(mask_u8, (max(width // 8, 1), max(height // 8, 1))) > 128
-        back = cv2.resize(small.astype(np.uint8) * 255, (width, height)) > 128
-        band = np.logical_xor(back, mask_u8 > 128).astype(np.uint8)
-        band = cv2.dilate(band, np.ones((3, 3), np.uint8), iterations=2)
-        return band[np.newaxis].astype(np.float32)
 
     def _load_sample_scores(self, path, gamma: float) -> Optional[dict]:
         if path is None:

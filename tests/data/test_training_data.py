@@ -296,21 +296,17 @@ def test_getitem_output():
     assert len(dataset) == 50 and dataset.get_samples_number() == 20
     for index in range(6):
         out = dataset[index]
-        assert set(out) == {"images", "points", "instances", "trimap", "image_info"}
-        images, points, instances, trimap = out["images"], out["points"], out["instances"], out["trimap"]
+        assert set(out) == {"images", "points", "instances", "image_info"}
+        images, points, instances = out["images"], out["points"], out["instances"]
         assert isinstance(images, torch.Tensor) and images.dtype == torch.float32 and images.shape == (3, 320, 480)
         assert 0.0 <= images.min() and images.max() <= 1.0
         assert points.dtype == np.float32 and points.shape == (48, 3)
         assert instances.dtype == np.float32 and instances.shape == (1, 320, 480)
-        assert trimap.dtype == np.float32 and trimap.shape == (1, 320, 480)
-        assert set(np.unique(instances)) <= {0.0, 1.0} and set(np.unique(trimap)) <= {0.0, 1.0}
+        assert set(np.unique(instances)) <= {0.0, 1.0}
         assert 1000 < instances.sum() < 0.85 * 320 * 480
         assert 1 <= (points[:24, 0] >= 0).sum() <= 2 and np.all(points[24:] == -1)
         assert np.all(points[points[:, 0] >= 0, 2] == 0)
         assert 0 <= out["image_info"] < 20
-        # the trimap is a band around the mask boundary
-        interior = cv2.erode(instances[0], np.ones((49, 49), np.uint8)) > 0
-        assert trimap.sum() > 0 and np.all(trimap[0][interior] == 0)
 
 
 def test_getitem_without_augmentation_and_index_range():
@@ -339,6 +335,21 @@ def test_remove_small_regions_is_4_connected_and_strict():
     sizes = np.bincount(labels.ravel())
     reference = (mask[0] > 0.5) & (sizes[labels] >= 900)
     np.testing.assert_array_equal(cleaned[0] > 0, reference)
+
+
+def test_small_region_cleaning_follows_the_attribute_not_the_name(monkeypatch):
+    dataset = synthetic_trainset(num_samples=1, augmentator=None, epoch_len=-1, min_object_area=0, min_mask_area=0)
+    clean = dataset.remove_small_regions
+    raw_masks = []
+    monkeypatch.setattr(dataset, "remove_small_regions", lambda mask: clean(raw_masks.append(mask) or mask))
+    dataset.name = "SBD"  # only a display name: the cleaning still runs
+    out = dataset[0]
+    assert len(raw_masks) == 1
+    np.testing.assert_array_equal(out["instances"], clean(raw_masks[0]))
+    dataset.remove_small_target_regions = False
+    out = dataset[0]
+    assert len(raw_masks) == 1
+    np.testing.assert_array_equal(out["instances"], dataset.points_sampler.selected_mask)
 
 
 class BrokenDataset(ISDataset):
@@ -516,6 +527,7 @@ def test_sbd_training_dataset(tmp_path, monkeypatch):
     seg = write_sbd(tmp_path)
     dataset = SBDDataset(tmp_path, augmentator=val_augmentator((320, 480)), min_object_area=0, epoch_len=4)
     assert dataset.name == "SBD" and dataset.dataset_samples == ["2008_000001"]
+    assert not dataset.remove_small_target_regions
     sample = dataset.get_sample(0)
     assert len(sample) == 2 and sample.objects_ids == [0, 1]
     np.testing.assert_array_equal(sample.get_object_mask(0), seg == 1)
