@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from isegm.utils.pickles import safe_pickle_load
 
-from .points_sampler import BasePointSampler, FirstPointSampler
+from .points_sampler import BasePointSampler
 from .sample import DSample
 
 
@@ -22,17 +22,12 @@ class SampleLoadError(RuntimeError):
     """A sample of a dataset could not be read or processed; the message names the dataset and the sample."""
 
 
-def default_points_sampler() -> FirstPointSampler:
-    """The sampler of EMC-Click's configs (``ISDataset``'s default, one per dataset)."""
-    return FirstPointSampler(24, prob_gamma=0.80, merge_objects_prob=0.15, max_num_merged_objects=2,
-                             use_hierarchy=False, first_click_center=True)
-
-
 class ISDataset(Dataset, abc.ABC):
     """A list of samples (``dataset_samples``), each turned into a :class:`DSample` by ``get_sample``.
 
     Evaluation code uses ``get_sample(i)`` / ``len(dataset)`` only. Training indexes the dataset:
-    ``dataset[i]`` augments a sample, picks its target object and first click(s) and returns::
+    ``dataset[i]`` augments a sample, picks its target object and first click(s) with
+    ``points_sampler`` and returns::
 
         {'images': torch.float32 (3, H, W) in [0, 1],
          'points': np.float32 (2 * max_num_points, 3) rows [y, x, order], (-1, -1, -1) = empty,
@@ -41,7 +36,9 @@ class ISDataset(Dataset, abc.ABC):
 
     Args:
         augmentator: an albumentations ``Compose`` applied to the image and the label layers.
-        points_sampler: picks the target and the clicks; default :func:`default_points_sampler`.
+        points_sampler: picks the target and the clicks (the training recipe's is
+            ``isegm.engine.recipe.first_point_sampler()``); None: no training access, ``dataset[i]``
+            raises (evaluation datasets need none).
         min_object_area: objects with fewer pixels (after augmentation) are removed.
         keep_background_prob: probability of accepting an augmentation that leaves no object
             (negative: always); with 0 the augmentation is redrawn.
@@ -81,7 +78,7 @@ class ISDataset(Dataset, abc.ABC):
             raise NotImplementedError(f"{self.name} dataset: with_refiner=True (focus crops) is not implemented; "
                                       "the EMC-Click configs use with_refiner=False")
         self.augmentator = augmentator
-        self.points_sampler = default_points_sampler() if points_sampler is None else points_sampler
+        self.points_sampler = points_sampler
         self.min_object_area = min_object_area
         self.keep_background_prob = keep_background_prob
         self.with_image_info = with_image_info
@@ -118,8 +115,13 @@ class ISDataset(Dataset, abc.ABC):
         ``min_object_area``, or a target mask area outside ``(min_mask_area, max_mask_area_ratio *
         H * W)``); after ``max_sample_attempts`` rejections in a row a RuntimeError is raised. Any
         other failure (unreadable file, corrupt annotation, ...) raises :class:`SampleLoadError`
-        naming the dataset and the sample; nothing is skipped silently.
+        naming the dataset and the sample; nothing is skipped silently. Without a ``points_sampler``
+        a RuntimeError is raised.
         """
+        if self.points_sampler is None:
+            raise RuntimeError(f"{self.name} dataset: no points_sampler was given, so dataset[{index}] (training "
+                               "access) cannot pick a target and clicks; pass points_sampler=..., e.g. "
+                               "isegm.engine.recipe.first_point_sampler()")
         num_samples = self.get_samples_number()
         if num_samples == 0:
             raise IndexError(f"{self.name} dataset is empty")

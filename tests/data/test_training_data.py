@@ -17,6 +17,7 @@ from isegm.data.datasets import CocoLvisDataset, SBDDataset, SyntheticDataset, e
 from isegm.data.points_sampler import FirstPointSampler, generate_probs, get_point_candidates
 from isegm.data.sample import DSample
 from isegm.data.transforms import UniformRandomResize, reseed_augmentator, train_augmentator, val_augmentator
+from isegm.engine.recipe import first_point_sampler
 from isegm.utils.pickles import UnsafePickleError
 
 
@@ -311,7 +312,8 @@ def test_getitem_output():
 
 def test_getitem_without_augmentation_and_index_range():
     # the scenes are small; accept any reasonable object
-    dataset = SyntheticDataset(num_samples=3, image_size=(200, 300), min_object_area=0, min_mask_area=50)
+    dataset = SyntheticDataset(num_samples=3, image_size=(200, 300), min_object_area=0, min_mask_area=50,
+                               points_sampler=first_point_sampler())
     out = dataset[1]
     assert out["images"].shape == (3, 200, 300) and out["instances"].shape == (1, 200, 300)
     with pytest.raises(IndexError):
@@ -335,6 +337,14 @@ def test_remove_small_regions_is_4_connected_and_strict():
     sizes = np.bincount(labels.ravel())
     reference = (mask[0] > 0.5) & (sizes[labels] >= 900)
     np.testing.assert_array_equal(cleaned[0] > 0, reference)
+
+
+def test_training_access_needs_a_points_sampler():
+    dataset = SyntheticDataset(num_samples=2, image_size=(200, 300))
+    assert dataset.points_sampler is None and len(dataset) == 2
+    assert len(dataset.get_sample(1)) >= 1  # evaluation access needs no sampler
+    with pytest.raises(RuntimeError, match=r"Synthetic dataset: no points_sampler was given, so dataset\[0\]"):
+        dataset[0]
 
 
 def test_small_region_cleaning_follows_the_attribute_not_the_name(monkeypatch):
@@ -365,7 +375,7 @@ class BrokenDataset(ISDataset):
 
 def test_broken_sample_raises_with_dataset_and_id():
     with pytest.raises(SampleLoadError, match=r"Broken dataset: sample 1 \('img_b'\) failed: OSError: cannot read"):
-        BrokenDataset()[1]
+        BrokenDataset(points_sampler=emc_sampler())[1]
 
 
 def test_rejection_cap_names_dataset():
@@ -373,7 +383,8 @@ def test_rejection_cap_names_dataset():
     dataset.max_sample_attempts = 4
     with pytest.raises(RuntimeError, match=r"Synthetic dataset: no acceptable training sample in 4 attempts"):
         dataset[0]
-    no_objects = SyntheticDataset(num_samples=2, augmentator=val_augmentator((320, 480)), epoch_len=5)
+    no_objects = SyntheticDataset(num_samples=2, augmentator=val_augmentator((320, 480)), epoch_len=5,
+                                  points_sampler=emc_sampler())
     no_objects.get_sample = lambda i: DSample(np.zeros((50, 50, 3), np.uint8), np.zeros((50, 50), np.uint8),
                                               objects_ids=[], sample_id=i)
     no_objects.max_sample_attempts = 3
@@ -485,7 +496,7 @@ def test_coco_lvis_missing_paths(tmp_path):
 def test_coco_lvis_broken_samples(tmp_path):
     export_coco_lvis(tmp_path, num_images=3, seed=0)
     dataset = CocoLvisDataset(tmp_path, augmentator=val_augmentator((320, 480)), min_object_area=100,
-                              min_mask_area=100)
+                              min_mask_area=100, points_sampler=first_point_sampler())
     assert dataset[0]["instances"].shape == (1, 320, 480)
     (tmp_path / "train" / "images" / "000000000001.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(SampleLoadError, match=r"CocoLvis dataset: sample 1 \(image '000000000001'\) failed: "
@@ -525,7 +536,8 @@ def write_sbd(root: Path) -> np.ndarray:
 
 def test_sbd_training_dataset(tmp_path, monkeypatch):
     seg = write_sbd(tmp_path)
-    dataset = SBDDataset(tmp_path, augmentator=val_augmentator((320, 480)), min_object_area=0, epoch_len=4)
+    dataset = SBDDataset(tmp_path, augmentator=val_augmentator((320, 480)), min_object_area=0, epoch_len=4,
+                         points_sampler=first_point_sampler())
     assert dataset.name == "SBD" and dataset.dataset_samples == ["2008_000001"]
     assert not dataset.remove_small_target_regions
     sample = dataset.get_sample(0)
