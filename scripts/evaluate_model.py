@@ -127,7 +127,7 @@ def setup_device(args):
         device = torch.device("cuda", index)
     if distributed:
         dist.init_process_group(backend="gloo" if args.cpu else "nccl", init_method="env://")
-        return device, dist.get_rank(), dist.get_world_size()
+        return device, du.get_rank(), du.get_world_size()
     return device, 0, 1
 
 

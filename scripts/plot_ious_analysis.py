@@ -8,11 +8,12 @@ Accepted pickles (both written by ``scripts/evaluate_model.py``):
   (``<logs>/others/<checkpoint>/ious/[<prefix>/]<dataset>_<eval_mode>_<mode>_<n_clicks>.pkl``); the
   dataset and model names are read from that path.
 
-Each array holds the IoU after click 1, 2, ... of one sample. Files are read with a restricted
-unpickler that only rebuilds numpy arrays / scalars / dtypes and plain builtins, so a pickle cannot
-run code. Arrays shorter than the plotted number of clicks (samples that stopped early at the
-target IoU) are padded with their last value, i.e. the mask is assumed to stay as it was when the
-target was reached; ``--iou-analysis`` runs never stop early, so their curves need no padding.
+Each array holds the IoU after click 1, 2, ... of one sample. Files are read with the project's
+restricted unpickler (``isegm.utils.pickles.safe_pickle_load``: numpy arrays / scalars / dtypes and
+plain builtins only), so a pickle cannot run code. Arrays shorter than the plotted number of clicks
+(samples that stopped early at the target IoU) are padded with their last value, i.e. the mask is
+assumed to stay as it was when the target was reached; ``--iou-analysis`` runs never stop early, so
+their curves need no padding.
 
 Example::
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import io
 import pickle
 import re
 import sys
@@ -33,54 +33,15 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: make the isegm package importable
+from isegm.utils.pickles import safe_pickle_load  # noqa: E402
+
 SUMMARY_CLICKS = (1, 3, 5, 10, 20)
 
 
-class UnsafePickleError(pickle.UnpicklingError):
-    """A pickle refers to a class or function outside the allowed numpy / builtin names."""
-
-
-def _allowed_globals() -> Dict[Tuple[str, str], Any]:
-    # Take numpy's reconstruction helpers from the objects themselves rather than importing private
-    # modules; accept them under the numpy 1 ("numpy.core") and numpy 2 ("numpy._core") names.
-    reconstruct = np.zeros(1).__reduce__()[0]
-    frombuffer = np.zeros(1).__reduce_ex__(5)[0]
-    scalar = np.float32(0).__reduce__()[0]
-    allowed: Dict[Tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
-    for core in ("numpy.core", "numpy._core"):
-        allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct
-        allowed[(f"{core}.multiarray", "scalar")] = scalar
-        allowed[(f"{core}.numeric", "_frombuffer")] = frombuffer
-    # Protocols 0-2 store bytes through _codecs.encode.
-    import _codecs
-    allowed[("_codecs", "encode")] = _codecs.encode
-    import builtins
-    for name in ("list", "dict", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str",
-                 "bytes", "bytearray"):
-        allowed[("builtins", name)] = getattr(builtins, name)
-    return allowed
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that only resolves numpy arrays, dtypes, scalars and plain builtin types."""
-
-    _allowed = _allowed_globals()
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return self._allowed[(module, name)]
-        except KeyError:
-            raise UnsafePickleError(f"refusing to load {module}.{name}: IoU pickles may only contain numpy "
-                                    "arrays and builtin types") from None
-
-
 def load_pickle(path: Path) -> Any:
-    """Load ``path`` with :class:`RestrictedUnpickler`; errors name the file."""
-    data = Path(path).read_bytes()
-    try:
-        return RestrictedUnpickler(io.BytesIO(data)).load()
-    except UnsafePickleError as exc:
-        raise UnsafePickleError(f"{path}: {exc}") from None
+    """Load ``path`` with the project's restricted unpickler; errors name the file."""
+    return safe_pickle_load(path, "IoU pickle")
 
 
 def names_from_path(path: Path) -> Tuple[str, str]:
@@ -199,5 +160,5 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Path]:
 if __name__ == "__main__":
     try:
         main()
-    except (UnsafePickleError, ValueError, FileNotFoundError) as error:
+    except (pickle.UnpicklingError, ValueError, FileNotFoundError) as error:  # includes UnsafePickleError
         sys.exit(f"error: {error}")

@@ -1,11 +1,8 @@
-"""Base class of the interactive-segmentation datasets: evaluation access, the training ``__getitem__``,
-the checks the datasets share, safe pickle reading and the DataLoader worker seeding."""
+"""Base class of the interactive-segmentation datasets: evaluation access, the training ``__getitem__``
+and the checks the datasets share."""
 from __future__ import annotations
 
 import abc
-import importlib
-import os
-import pickle
 import random
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -15,7 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .points_sampler import BasePointSampler, FirstPointSampler
+from isegm.utils.pickles import safe_pickle_load
+
+from .points_sampler import BasePointSampler
 from .sample import DSample
 
 
@@ -23,31 +22,23 @@ class SampleLoadError(RuntimeError):
     """A sample of a dataset could not be read or processed; the message names the dataset and the sample."""
 
 
-class UnsafePickleError(pickle.UnpicklingError):
-    """A pickle refers to something other than builtin containers, numbers, strings and numpy arrays."""
-
-
-def default_points_sampler() -> FirstPointSampler:
-    """The sampler of EMC-Click's configs (``ISDataset``'s default, one per dataset)."""
-    return FirstPointSampler(24, prob_gamma=0.80, merge_objects_prob=0.15, max_num_merged_objects=2,
-                             use_hierarchy=False, first_click_center=True)
-
-
 class ISDataset(Dataset, abc.ABC):
     """A list of samples (``dataset_samples``), each turned into a :class:`DSample` by ``get_sample``.
 
     Evaluation code uses ``get_sample(i)`` / ``len(dataset)`` only. Training indexes the dataset:
-    ``dataset[i]`` augments a sample, picks its target object and first click(s) and returns::
+    ``dataset[i]`` augments a sample, picks its target object and first click(s) with
+    ``points_sampler`` and returns::
 
         {'images': torch.float32 (3, H, W) in [0, 1],
          'points': np.float32 (2 * max_num_points, 3) rows [y, x, order], (-1, -1, -1) = empty,
          'instances': np.float32 (1, H, W) 0/1 target mask,
-         'trimap': np.float32 (1, H, W) band around the mask boundary (unused by EMC-Click),
          'image_info': sample id (only with ``with_image_info``)}
 
     Args:
         augmentator: an albumentations ``Compose`` applied to the image and the label layers.
-        points_sampler: picks the target and the clicks; default :func:`default_points_sampler`.
+        points_sampler: picks the target and the clicks (the training recipe's is
+            ``isegm.engine.recipe.first_point_sampler()``); None: no training access, ``dataset[i]``
+            raises (evaluation datasets need none).
         min_object_area: objects with fewer pixels (after augmentation) are removed.
         keep_background_prob: probability of accepting an augmentation that leaves no object
             (negative: always); with 0 the augmentation is redrawn.
@@ -61,10 +52,14 @@ class ISDataset(Dataset, abc.ABC):
             (what the EMC-Click configs use) is implemented.
         min_mask_area, max_mask_area_ratio: a target mask is accepted with more than
             ``min_mask_area`` pixels and less than ``max_mask_area_ratio`` of the crop.
-        small_region_size: connected parts of the target smaller than this are erased (not for SBD).
+        small_region_size: connected parts of the target smaller than this are erased (only when the
+            class attribute ``remove_small_target_regions`` is True).
     """
 
-    name: str = "ISDataset"
+    name: str = "ISDataset"  # display name, for messages only
+    # Erase the target's connected parts smaller than small_region_size (remove_small_regions);
+    # the original skipped this for SBD only.
+    remove_small_target_regions: bool = True
     # Caps that turn a sample that can never be accepted into an error instead of an endless loop.
     max_sample_attempts: int = 1000  # consecutive rejected samples in one __getitem__
     max_augment_attempts: int = 100  # augmentations of one sample that leave no object
@@ -83,7 +78,7 @@ class ISDataset(Dataset, abc.ABC):
             raise NotImplementedError(f"{self.name} dataset: with_refiner=True (focus crops) is not implemented; "
                                       "the EMC-Click configs use with_refiner=False")
         self.augmentator = augmentator
-        self.points_sampler = default_points_sampler() if points_sampler is None else points_sampler
+        self.points_sampler = points_sampler
         self.min_object_area = min_object_area
         self.keep_background_prob = keep_background_prob
         self.with_image_info = with_image_info
@@ -120,8 +115,13 @@ class ISDataset(Dataset, abc.ABC):
         ``min_object_area``, or a target mask area outside ``(min_mask_area, max_mask_area_ratio *
         H * W)``); after ``max_sample_attempts`` rejections in a row a RuntimeError is raised. Any
         other failure (unreadable file, corrupt annotation, ...) raises :class:`SampleLoadError`
-        naming the dataset and the sample; nothing is skipped silently.
+        naming the dataset and the sample; nothing is skipped silently. Without a ``points_sampler``
+        a RuntimeError is raised.
         """
+        if self.points_sampler is None:
+            raise RuntimeError(f"{self.name} dataset: no points_sampler was given, so dataset[{index}] (training "
+                               "access) cannot pick a target and clicks; pass points_sampler=..., e.g. "
+                               "isegm.engine.recipe.first_point_sampler()")
         num_samples = self.get_samples_number()
         if num_samples == 0:
             raise IndexError(f"{self.name} dataset is empty")
@@ -162,16 +162,14 @@ class ISDataset(Dataset, abc.ABC):
         self.points_sampler.sample_object(sample)
         points = np.array(self.points_sampler.sample_points(), dtype=np.float32)
         mask = self.points_sampler.selected_mask
-        if self.name != "SBD":
+        if self.remove_small_target_regions:
             mask = self.remove_small_regions(mask)
-        trimap = self.get_trimap(mask[0])
         height, width = mask.shape[-2:]
         mask_area = mask.sum()
         if not self.min_mask_area < mask_area < height * width * self.max_mask_area_ratio:
             return None
         image = np.ascontiguousarray(sample.image.transpose(2, 0, 1))
         output = {
-            "trimap": trimap,
             "images": torch.from_numpy(image).to(torch.float32).div_(255.0),
             "points": points,
             "instances": mask,
@@ -217,17 +215,6 @@ class ISDataset(Dataset, abc.ABC):
         if small.size:
             binary[np.isin(labels, small)] = 0
         return binary[np.newaxis].astype(np.float32)
-
-    @staticmethod
-    def get_trimap(mask: np.ndarray) -> np.ndarray:
-        """``(1, H, W)`` float32 band where the mask differs from its 8x down-and-up-sampled copy, dilated twice."""
-        height, width = mask.shape
-        mask_u8 = (mask > 0.5).astype(np.uint8) * 255
-        small = cv2.resize(mask_u8, (max(width // 8, 1), max(height // 8, 1))) > 128
-        back = cv2.resize(small.astype(np.uint8) * 255, (width, height)) > 128
-        band = np.logical_xor(back, mask_u8 > 128).astype(np.uint8)
-        band = cv2.dilate(band, np.ones((3, 3), np.uint8), iterations=2)
-        return band[np.newaxis].astype(np.float32)
 
     def _load_sample_scores(self, path, gamma: float) -> Optional[dict]:
         if path is None:
@@ -300,119 +287,3 @@ def check_same_size(image: np.ndarray, mask: np.ndarray, image_path, mask_path) 
     if image.shape[:2] != mask.shape[:2]:
         raise ValueError(f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its mask {mask_path} "
                          f"is {mask.shape[1]}x{mask.shape[0]}")
-
-
-# -- safe pickles ------------------------------------------------------------------------------------
-
-# What an annotation pickle may refer to: builtin containers and numbers, and what numpy needs to
-# rebuild arrays and scalars (cv2.imencode outputs are uint8 arrays). Anything else is refused.
-_PICKLE_ALLOWED = {
-    "builtins": {"dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "str", "bytes",
-                 "bytearray", "bool"},
-    "collections": {"OrderedDict", "defaultdict"},
-    "_codecs": {"encode"},  # how protocol-2 pickles store bytes (numpy array data)
-    "numpy": {"ndarray", "dtype"},
-    "numpy._core.multiarray": {"_reconstruct", "scalar"},
-    "numpy._core.numeric": {"_frombuffer"},
-}
-_PICKLE_RENAMED = {"__builtin__": "builtins", "copy_reg": "copyreg"}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, source: str):
-        super().__init__(file)
-        self._source = source
-
-    def find_class(self, module: str, name: str):
-        canonical = _PICKLE_RENAMED.get(module, module)
-        if canonical.startswith("numpy.core."):  # pickles written by numpy 1.x
-            canonical = "numpy._core." + canonical[len("numpy.core."):]
-        if name not in _PICKLE_ALLOWED.get(canonical, ()):
-            raise UnsafePickleError(f"{self._source}: refusing to unpickle {module}.{name} (only builtin containers, "
-                                    "numbers, strings and numpy arrays are allowed)")
-        candidates = [canonical]
-        if canonical.startswith("numpy._core."):
-            candidates.append("numpy.core." + canonical[len("numpy._core."):])  # numpy 1.x
-        for module_name in candidates:
-            try:
-                return getattr(importlib.import_module(module_name), name)
-            except (ImportError, AttributeError):
-                continue
-        raise UnsafePickleError(f"{self._source}: cannot resolve {module}.{name}")
-
-
-def safe_pickle_load(path, what: str = "pickle") -> Any:
-    """Unpickle ``path`` allowing only builtin containers, numbers, strings, None and numpy arrays.
-
-    Raises:
-        FileNotFoundError: no such file.
-        UnsafePickleError: the pickle refers to another class or function (message names the file).
-        pickle.UnpicklingError: the file is not a valid pickle (message names the file).
-    """
-    path = os.fspath(path)
-    source = f"{what} {path}"
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} not found: {path}")
-    with open(path, "rb") as f:
-        try:
-            return _RestrictedUnpickler(f, source).load()
-        except UnsafePickleError:
-            raise
-        except Exception as exc:
-            raise pickle.UnpicklingError(f"{source} is not a valid pickle: {type(exc).__name__}: {exc}") from exc
-
-
-# -- DataLoader workers ------------------------------------------------------------------------------
-
-def _distributed_rank() -> int:
-    try:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            return torch.distributed.get_rank()
-    except RuntimeError:
-        pass
-    return int(os.environ.get("RANK", "0") or 0)
-
-
-def _datasets_of(dataset) -> List[Any]:
-    """The dataset and the datasets it wraps (Subset.dataset, ConcatDataset.datasets)."""
-    found, stack = [], [dataset]
-    while stack:
-        current = stack.pop()
-        if current is None or any(current is x for x in found):
-            continue
-        found.append(current)
-        stack.append(getattr(current, "dataset", None))
-        stack.extend(getattr(current, "datasets", None) or [])
-    return found
-
-
-def seed_everything_for_worker(base_seed: int, rank: int = 0, dataset=None) -> Tuple[int, int, int]:
-    """Seed numpy's and python's global RNGs and the albumentations Compose of ``dataset`` (and of the
-    datasets it wraps), each transform of the Compose with its own seed (:func:`reseed_augmentator`).
-
-    The three seeds are derived from ``(base_seed, rank)`` with ``np.random.SeedSequence``, so
-    different workers and ranks get unrelated streams. Returns ``(numpy, python, albumentations)`` seeds.
-    """
-    from .transforms import reseed_augmentator  # lazily: evaluation code need not import albumentations
-
-    words = np.random.SeedSequence([int(base_seed) % (1 << 64), int(rank)]).generate_state(3, dtype=np.uint32)
-    np_seed, py_seed, aug_seed = (int(x) for x in words)
-    np.random.seed(np_seed)
-    random.seed(py_seed)
-    for item in _datasets_of(dataset):
-        augmentator = getattr(item, "augmentator", None)
-        if augmentator is not None and hasattr(augmentator, "set_random_seed"):
-            reseed_augmentator(augmentator, aug_seed)  # one stream per transform, unlike Compose.set_random_seed
-    return np_seed, py_seed, aug_seed
-
-
-def worker_init_fn(worker_id: int) -> None:
-    """``DataLoader(worker_init_fn=...)``: distinct random streams per worker and per DDP rank.
-
-    Without it, forked workers inherit the same numpy RNG state and the same albumentations RNGs,
-    and produce identical augmentations and clicks. In a worker ``torch.initial_seed()`` is the
-    loader's per-epoch base seed plus ``worker_id``; the rank (``torch.distributed`` when
-    initialised, else ``$RANK``) is mixed in because ranks often share the torch seed.
-    """
-    info = torch.utils.data.get_worker_info()
-    seed_everything_for_worker(torch.initial_seed(), _distributed_rank(), info.dataset if info is not None else None)

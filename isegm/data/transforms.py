@@ -103,7 +103,7 @@ def train_augmentator(crop_size: Tuple[int, int] = (320, 480), seed: Optional[in
     ``scale_range``: of the random resize (the configs' 0.75 to 1.40 by default).
 
     ``seed``: reproducible draws (see :func:`reseed_augmentator`); by default the transforms are
-    seeded from the OS. DataLoader workers reseed it anyway (``isegm.data.base.worker_init_fn``).
+    seeded from the OS. DataLoader workers reseed it anyway (``isegm.data.seeding.worker_init_fn``).
     """
     height, width = crop_size
     compose = A.Compose([

@@ -19,8 +19,8 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 from tqdm import tqdm
 
-from isegm.data.base import worker_init_fn
 from isegm.data.points_sampler import generate_probs
+from isegm.data.seeding import worker_init_fn
 from isegm.engine.click_simulation import simulate_corrections
 from isegm.engine.optimizer import get_optimizer
 from isegm.model.checkpoint import CheckpointError, load_weights, read_checkpoint, save_checkpoint

@@ -23,7 +23,22 @@ def is_initialized() -> bool:
 
 
 def get_rank() -> int:
-    return dist.get_rank() if is_initialized() else 0
+    """This process's rank: ``torch.distributed``'s once initialised, else the launcher's ``$RANK``, else 0.
+
+    The environment serves processes of a launched run that have not joined the group (spawned
+    DataLoader workers, code running before ``init_process_group``). ``$RANK`` counts only when a
+    launcher also exported ``WORLD_SIZE`` (:func:`is_launched`): a stray ``RANK`` in a single-process
+    run must not make it a non-master (no checkpoints, no INFO logs).
+    """
+    if is_initialized():
+        return dist.get_rank()
+    if not is_launched():
+        return 0
+    value = os.environ.get("RANK", "")
+    try:
+        return int(value) if value.strip() else 0
+    except ValueError:
+        raise ValueError(f"environment variable RANK must be an integer, got {value!r}") from None
 
 
 def get_world_size() -> int:

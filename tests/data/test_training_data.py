@@ -1,5 +1,5 @@
 """Training data: DSample object trees and augmentation, FirstPointSampler, augmentations, ISDataset.__getitem__,
-worker seeding, COCO+LVIS and SBD training datasets (tiny inputs, written to tmp_path)."""
+COCO+LVIS and SBD training datasets (tiny inputs, written to tmp_path)."""
 import pickle
 import random
 from pathlib import Path
@@ -12,18 +12,13 @@ import scipy.io
 import scipy.ndimage
 import torch
 
-from isegm.data.base import (
-    ISDataset,
-    SampleLoadError,
-    UnsafePickleError,
-    safe_pickle_load,
-    seed_everything_for_worker,
-    worker_init_fn,
-)
+from isegm.data.base import ISDataset, SampleLoadError
 from isegm.data.datasets import CocoLvisDataset, SBDDataset, SyntheticDataset, export_coco_lvis, generate_scene
 from isegm.data.points_sampler import FirstPointSampler, generate_probs, get_point_candidates
 from isegm.data.sample import DSample
 from isegm.data.transforms import UniformRandomResize, reseed_augmentator, train_augmentator, val_augmentator
+from isegm.engine.recipe import first_point_sampler
+from isegm.utils.pickles import UnsafePickleError
 
 
 @pytest.fixture(autouse=True)
@@ -302,26 +297,23 @@ def test_getitem_output():
     assert len(dataset) == 50 and dataset.get_samples_number() == 20
     for index in range(6):
         out = dataset[index]
-        assert set(out) == {"images", "points", "instances", "trimap", "image_info"}
-        images, points, instances, trimap = out["images"], out["points"], out["instances"], out["trimap"]
+        assert set(out) == {"images", "points", "instances", "image_info"}
+        images, points, instances = out["images"], out["points"], out["instances"]
         assert isinstance(images, torch.Tensor) and images.dtype == torch.float32 and images.shape == (3, 320, 480)
         assert 0.0 <= images.min() and images.max() <= 1.0
         assert points.dtype == np.float32 and points.shape == (48, 3)
         assert instances.dtype == np.float32 and instances.shape == (1, 320, 480)
-        assert trimap.dtype == np.float32 and trimap.shape == (1, 320, 480)
-        assert set(np.unique(instances)) <= {0.0, 1.0} and set(np.unique(trimap)) <= {0.0, 1.0}
+        assert set(np.unique(instances)) <= {0.0, 1.0}
         assert 1000 < instances.sum() < 0.85 * 320 * 480
         assert 1 <= (points[:24, 0] >= 0).sum() <= 2 and np.all(points[24:] == -1)
         assert np.all(points[points[:, 0] >= 0, 2] == 0)
         assert 0 <= out["image_info"] < 20
-        # the trimap is a band around the mask boundary
-        interior = cv2.erode(instances[0], np.ones((49, 49), np.uint8)) > 0
-        assert trimap.sum() > 0 and np.all(trimap[0][interior] == 0)
 
 
 def test_getitem_without_augmentation_and_index_range():
     # the scenes are small; accept any reasonable object
-    dataset = SyntheticDataset(num_samples=3, image_size=(200, 300), min_object_area=0, min_mask_area=50)
+    dataset = SyntheticDataset(num_samples=3, image_size=(200, 300), min_object_area=0, min_mask_area=50,
+                               points_sampler=first_point_sampler())
     out = dataset[1]
     assert out["images"].shape == (3, 200, 300) and out["instances"].shape == (1, 200, 300)
     with pytest.raises(IndexError):
@@ -347,6 +339,29 @@ def test_remove_small_regions_is_4_connected_and_strict():
     np.testing.assert_array_equal(cleaned[0] > 0, reference)
 
 
+def test_training_access_needs_a_points_sampler():
+    dataset = SyntheticDataset(num_samples=2, image_size=(200, 300))
+    assert dataset.points_sampler is None and len(dataset) == 2
+    assert len(dataset.get_sample(1)) >= 1  # evaluation access needs no sampler
+    with pytest.raises(RuntimeError, match=r"Synthetic dataset: no points_sampler was given, so dataset\[0\]"):
+        dataset[0]
+
+
+def test_small_region_cleaning_follows_the_attribute_not_the_name(monkeypatch):
+    dataset = synthetic_trainset(num_samples=1, augmentator=None, epoch_len=-1, min_object_area=0, min_mask_area=0)
+    clean = dataset.remove_small_regions
+    raw_masks = []
+    monkeypatch.setattr(dataset, "remove_small_regions", lambda mask: clean(raw_masks.append(mask) or mask))
+    dataset.name = "SBD"  # only a display name: the cleaning still runs
+    out = dataset[0]
+    assert len(raw_masks) == 1
+    np.testing.assert_array_equal(out["instances"], clean(raw_masks[0]))
+    dataset.remove_small_target_regions = False
+    out = dataset[0]
+    assert len(raw_masks) == 1
+    np.testing.assert_array_equal(out["instances"], dataset.points_sampler.selected_mask)
+
+
 class BrokenDataset(ISDataset):
     name = "Broken"
 
@@ -360,7 +375,7 @@ class BrokenDataset(ISDataset):
 
 def test_broken_sample_raises_with_dataset_and_id():
     with pytest.raises(SampleLoadError, match=r"Broken dataset: sample 1 \('img_b'\) failed: OSError: cannot read"):
-        BrokenDataset()[1]
+        BrokenDataset(points_sampler=emc_sampler())[1]
 
 
 def test_rejection_cap_names_dataset():
@@ -368,7 +383,8 @@ def test_rejection_cap_names_dataset():
     dataset.max_sample_attempts = 4
     with pytest.raises(RuntimeError, match=r"Synthetic dataset: no acceptable training sample in 4 attempts"):
         dataset[0]
-    no_objects = SyntheticDataset(num_samples=2, augmentator=val_augmentator((320, 480)), epoch_len=5)
+    no_objects = SyntheticDataset(num_samples=2, augmentator=val_augmentator((320, 480)), epoch_len=5,
+                                  points_sampler=emc_sampler())
     no_objects.get_sample = lambda i: DSample(np.zeros((50, 50, 3), np.uint8), np.zeros((50, 50), np.uint8),
                                               objects_ids=[], sample_id=i)
     no_objects.max_sample_attempts = 3
@@ -395,70 +411,6 @@ def test_samples_scores(tmp_path):
     dataset = synthetic_trainset(samples_scores_path=path, samples_scores_gamma=1.0, with_image_info=True)
     np.testing.assert_allclose(dataset.samples_precomputed_scores["probs"], [2 / 3, 0, 1 / 3])
     assert {dataset[i]["image_info"] for i in range(6)} <= {0, 2}
-
-
-# --------------------------------------------------------------------------------------------------
-# worker seeding
-
-
-class DrawDataset(torch.utils.data.Dataset):
-    def __init__(self):
-        self.augmentator = A.Compose([UniformRandomResize()])
-
-    def __len__(self):
-        return 4
-
-    def __getitem__(self, index):
-        return (int(np.random.randint(1 << 30)), random.getrandbits(30),
-                self.augmentator.transforms[0].py_random.getrandbits(30))
-
-
-def test_worker_init_fn_gives_each_worker_its_own_streams():
-    torch.manual_seed(0)
-    loader = torch.utils.data.DataLoader(DrawDataset(), batch_size=None, num_workers=2, worker_init_fn=worker_init_fn)
-    draws = [tuple(int(v) for v in item) for item in loader]
-    worker0, worker1 = draws[0::2], draws[1::2]  # workers take the indices in turn
-    for a, b in zip(worker0, worker1):
-        assert all(x != y for x, y in zip(a, b)), draws
-
-    seeds = {seed_everything_for_worker(123, rank) for rank in range(4)}
-    assert len(seeds) == 4
-    assert seed_everything_for_worker(123, 1) == seed_everything_for_worker(123, 1)
-    dataset = DrawDataset()
-    seed_everything_for_worker(5, 0, torch.utils.data.Subset(dataset, [0]))
-    first = dataset.augmentator.transforms[0].py_random.random()
-    seed_everything_for_worker(5, 0, dataset)
-    assert dataset.augmentator.transforms[0].py_random.random() == first
-    seed_everything_for_worker(5, 1, dataset)
-    assert dataset.augmentator.transforms[0].py_random.random() != first
-    trainset = synthetic_trainset()
-    seed_everything_for_worker(9, 0, trainset)
-    assert len({t.py_random.random() for t in trainset.augmentator.transforms}) == 6  # independent transforms
-
-
-# --------------------------------------------------------------------------------------------------
-# safe pickles
-
-
-def test_safe_pickle_load(tmp_path):
-    data = ([cv2.imencode(".png", np.eye(4, dtype=np.uint8))[1]], [(0, 1)], {"a": None, 3: {1, 2}}, np.int64(7))
-    for protocol in (2, 4, 5):
-        path = tmp_path / f"ok{protocol}.pickle"
-        path.write_bytes(pickle.dumps(data, protocol=protocol))
-        loaded = safe_pickle_load(path)
-        np.testing.assert_array_equal(loaded[0][0], data[0][0])
-        assert loaded[1:] == data[1:]
-    # numpy 1.x pickles name numpy.core.multiarray
-    old = pickle.dumps(data, protocol=2).replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
-    (tmp_path / "old.pickle").write_bytes(old)
-    assert safe_pickle_load(tmp_path / "old.pickle")[3] == 7
-
-    (tmp_path / "evil.pickle").write_bytes(pickle.dumps(Path("/etc/passwd")))
-    with pytest.raises(UnsafePickleError, match=r"masks .*evil\.pickle: refusing to unpickle pathlib"):
-        safe_pickle_load(tmp_path / "evil.pickle", "masks")
-    (tmp_path / "garbage.pickle").write_bytes(b"\x80\x04not a pickle")
-    with pytest.raises(pickle.UnpicklingError, match=r"garbage\.pickle is not a valid pickle"):
-        safe_pickle_load(tmp_path / "garbage.pickle")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -544,7 +496,7 @@ def test_coco_lvis_missing_paths(tmp_path):
 def test_coco_lvis_broken_samples(tmp_path):
     export_coco_lvis(tmp_path, num_images=3, seed=0)
     dataset = CocoLvisDataset(tmp_path, augmentator=val_augmentator((320, 480)), min_object_area=100,
-                              min_mask_area=100)
+                              min_mask_area=100, points_sampler=first_point_sampler())
     assert dataset[0]["instances"].shape == (1, 320, 480)
     (tmp_path / "train" / "images" / "000000000001.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(SampleLoadError, match=r"CocoLvis dataset: sample 1 \(image '000000000001'\) failed: "
@@ -584,8 +536,10 @@ def write_sbd(root: Path) -> np.ndarray:
 
 def test_sbd_training_dataset(tmp_path, monkeypatch):
     seg = write_sbd(tmp_path)
-    dataset = SBDDataset(tmp_path, augmentator=val_augmentator((320, 480)), min_object_area=0, epoch_len=4)
+    dataset = SBDDataset(tmp_path, augmentator=val_augmentator((320, 480)), min_object_area=0, epoch_len=4,
+                         points_sampler=first_point_sampler())
     assert dataset.name == "SBD" and dataset.dataset_samples == ["2008_000001"]
+    assert not dataset.remove_small_target_regions
     sample = dataset.get_sample(0)
     assert len(sample) == 2 and sample.objects_ids == [0, 1]
     np.testing.assert_array_equal(sample.get_object_mask(0), seg == 1)

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from isegm.utils.pickles import UnsafePickleError
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "plot_ious_analysis.py"
 
 
@@ -60,7 +62,7 @@ class Evil:
 @pytest.mark.parametrize("payload", [Evil(), collections.OrderedDict(a=1)])
 def test_rejects_disallowed_classes(plot_script, tmp_path, capsys, payload):
     path = dump(tmp_path / "bad.pickle", {"dataset_name": "GrabCut", "model_name": "m", "all_ious": [payload]})
-    with pytest.raises(plot_script.UnsafePickleError, match=r"bad\.pickle.*refusing to load"):
+    with pytest.raises(UnsafePickleError, match=r"bad\.pickle.*refusing to load"):
         plot_script.main(["--files", str(path), "--output-dir", str(tmp_path / "out")])
     assert "this must never run" not in capsys.readouterr().out
     assert not (tmp_path / "out").exists()

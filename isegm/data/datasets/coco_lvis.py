@@ -16,7 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..base import ISDataset, check_same_size, safe_pickle_load
+from isegm.utils.pickles import safe_pickle_load
+
+from ..base import ISDataset, check_same_size
 from ..image_io import read_image_rgb
 from ..sample import DSample
 

@@ -39,7 +39,7 @@ class SBDEvaluationDataset(_SBDLayout):
     written (an existing cache file is ignored).
     """
 
-    name = "SBDEvaluation"  # not "SBD": training code treats name == 'SBD' specially
+    name = "SBDEvaluation"
 
     def __init__(self, dataset_path, split: str = "val", **kwargs):
         super().__init__(**kwargs)
@@ -61,11 +61,12 @@ class SBDDataset(_SBDLayout):
     """SBD for training: one multi-object sample per image of the split file (config key ``SBD_PATH``).
 
     Objects whose area is less than ``buggy_mask_thresh`` of their bounding box are erased (thin,
-    broken annotations; the verdict is cached per image). ``name`` is ``'SBD'``, which makes
-    :class:`ISDataset` skip the small-region cleaning of the target mask, as in the original.
+    broken annotations; the verdict is cached per image). The small-region cleaning of the target
+    mask (:meth:`ISDataset.remove_small_regions`) is skipped, as in the original.
     """
 
     name = "SBD"
+    remove_small_target_regions = False
 
     def __init__(self, dataset_path, split: str = "train", buggy_mask_thresh: float = 0.08, **kwargs):
         super().__init__(**kwargs)
