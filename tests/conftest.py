@@ -1,7 +1,11 @@
+import contextlib
 import json
 import os
 from pathlib import Path
+from typing import Iterator, Tuple
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -42,3 +46,58 @@ def _single_thread_numerics():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def opencv_settings(threads: int, ipp: bool) -> Iterator[None]:
+    """OpenCV's thread count and (per-thread) IPP switch inside the block; the previous ones after it."""
+    saved_threads, saved_ipp = cv2.getNumThreads(), cv2.ipp.useIPP()
+    cv2.setNumThreads(threads)
+    cv2.ipp.setUseIPP(ipp)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(saved_threads)
+        cv2.ipp.setUseIPP(saved_ipp)
+
+
+def original_next_click(gt_mask: np.ndarray, pred_mask: np.ndarray, not_clicked_map: np.ndarray,
+                        padding: bool = True, ignore_label: int = -1) -> Tuple[bool, Tuple[int, int]]:
+    """RITM's ``Clicker._get_next_click``, transcribed statement by statement, independent of
+    ``isegm``: ``(is_positive, (y, x))`` = ``(row, col)`` of the next click.
+
+    ``gt_mask``: ``H x W`` ints (1 object, ``ignore_label`` ignored); ``pred_mask``: ``H x W``
+    bool; ``not_clicked_map``: ``H x W`` bool, False at clicked pixels. The transform is the plain
+    ``cv2.distanceTransform`` call of the original, so its numbers depend on OpenCV's settings:
+    call it under ``opencv_settings(threads, ipp=False)`` (OpenCV's own exact transform, the one
+    the original runs on evaluation images with OpenCV's default threads) unless the image has at
+    least 2**14 pixels with the frame and OpenCV has several threads, where the defaults give it.
+    """
+    gt = gt_mask == 1
+    not_ignore_mask = gt_mask != ignore_label
+    fn_mask = np.logical_and(np.logical_and(gt, np.logical_not(pred_mask)), not_ignore_mask)
+    fp_mask = np.logical_and(np.logical_and(np.logical_not(gt), pred_mask), not_ignore_mask)
+
+    if padding:
+        fn_mask = np.pad(fn_mask, ((1, 1), (1, 1)), "constant")
+        fp_mask = np.pad(fp_mask, ((1, 1), (1, 1)), "constant")
+
+    fn_mask_dt = cv2.distanceTransform(fn_mask.astype(np.uint8), cv2.DIST_L2, 0)
+    fp_mask_dt = cv2.distanceTransform(fp_mask.astype(np.uint8), cv2.DIST_L2, 0)
+
+    if padding:
+        fn_mask_dt = fn_mask_dt[1:-1, 1:-1]
+        fp_mask_dt = fp_mask_dt[1:-1, 1:-1]
+
+    fn_mask_dt = fn_mask_dt * not_clicked_map
+    fp_mask_dt = fp_mask_dt * not_clicked_map
+
+    fn_max_dist = np.max(fn_mask_dt)
+    fp_max_dist = np.max(fp_mask_dt)
+
+    is_positive = fn_max_dist > fp_max_dist
+    if is_positive:
+        coords_y, coords_x = np.where(fn_mask_dt == fn_max_dist)
+    else:
+        coords_y, coords_x = np.where(fp_mask_dt == fp_max_dist)
+    return bool(is_positive), (int(coords_y[0]), int(coords_x[0]))

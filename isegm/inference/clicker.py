@@ -4,22 +4,61 @@ Coordinates are always ``(y, x)`` = ``(row, col)`` in original-image pixels. Mas
 arrays: the ground truth holds 1 = object, 0 = background and ``ignore_label`` (default -1) =
 ignored; a prediction is any boolean or 0/1 array.
 
-Next-click rule (deterministic): the click goes to the pixel farthest (exact Euclidean distance)
-from the boundary of the larger error region, false negatives against false positives, with the
-image border counting as a boundary; ties go to a negative click and, among equally far pixels, to
-the first one in row-major order. Clicked pixels get distance 0, so they are not chosen again
-while some unclicked error pixel is left; with no error left the click is a negative one at the
-row-major first pixel, (0, 0), as in the original.
+Next-click rule (the original's, deterministic): the click goes to the pixel farthest from the
+boundary of the larger error region, false negatives against false positives, measured by OpenCV's
+exact Euclidean distance transform (``DIST_L2``, ``DIST_MASK_PRECISE``) of the whole error mask
+framed by one row / column of zeros, so that the image border counts as a boundary. Clicked pixels
+get distance 0, so they are not chosen again while some unclicked error pixel is left. Equal
+maxima give a negative click and, among equally far pixels, the first one in row-major order
+wins; with no error left the click is a negative one at (0, 0), as in the original.
+
+The transform always covers the whole framed image, never a crop: a crop (or a small image) goes
+through another implementation inside OpenCV (below), whose distances differ in the last bits and
+so move the click wherever several pixels tie at the maximum. The only shortcut is reusing the
+distances of an error mask equal, pixel for pixel, to the one they were computed from.
+
+Determinism (measured with OpenCV 5.1 / IPP 2026.1 on discs and smooth blobs, 22x32 to 482x642
+pixels with the frame, 300 identical calls per mask and setting, 40 at 242x322 and up, with
+``cv2.setNumThreads`` 0, 1, 2, 4 and 8): ``cv2.distanceTransform(..., DIST_L2, 0)`` runs Intel IPP's
+transform when IPP is on (OpenCV's default) and either OpenCV has one thread (0 counts as 1) or the
+image has fewer than 2**14 pixels, and OpenCV's own (Felzenszwalb-Huttenlocher) transform
+otherwise. OpenCV's own gave one result per mask, the same with every thread count: it transforms
+columns, then rows, each line on its own. IPP's differed from it by up to 2e-5 (482x642) on 13
+of the 16 masks, and gave two different results over the identical calls on 7 of them (42x52 to
+129x129; also 242x322 in another run), on every thread count below 2**14 pixels, on one thread
+above. The original transforms the whole framed evaluation image with OpenCV's default threads
+(one per core), i.e. with OpenCV's own transform; pinning OpenCV to one thread would switch it to
+IPP's. So
+:func:`exact_distance_transform` switches IPP off for its call (an OpenCV setting per calling
+thread, restored afterwards; about 1 us) and gives OpenCV's own numbers whatever the caller's thread
+count, IPP setting and image size.
 """
 from __future__ import annotations
 
 from copy import deepcopy
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-__all__ = ["Click", "Clicker"]
+__all__ = ["Click", "Clicker", "exact_distance_transform"]
+
+
+def exact_distance_transform(mask: np.ndarray) -> np.ndarray:
+    """``H x W`` float32 Euclidean distance of each nonzero pixel of ``mask`` (``H x W``, bool or
+    uint8) to the nearest zero pixel, 0 at zero pixels; no frame is added here.
+
+    ``cv2.distanceTransform(mask, DIST_L2, DIST_MASK_PRECISE)`` with Intel IPP switched off for
+    the call: OpenCV's own exact transform, which is deterministic and independent of OpenCV's
+    thread count, instead of IPP's, which OpenCV picks for one thread or small images and which
+    is neither (see the module docstring). The caller's IPP setting is restored.
+    """
+    use_ipp = cv2.ipp.useIPP()
+    cv2.ipp.setUseIPP(False)   # per-thread in OpenCV: other threads keep theirs
+    try:
+        return cv2.distanceTransform(mask.astype(np.uint8, copy=False), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    finally:
+        cv2.ipp.setUseIPP(use_ipp)
 
 
 class Click:
@@ -74,7 +113,8 @@ class Clicker:
             self._background = ~self.gt_mask & self.not_ignore_mask
         else:
             self.gt_mask = None
-        self._distance_cache: dict = {}   # kind -> (box, error region, its distances)
+        # kind ('fn' / 'fp') -> (padding, the whole error mask, its distances): see _distances.
+        self._distance_cache: Dict[str, Tuple[bool, np.ndarray, Optional[np.ndarray]]] = {}
         self.reset_clicks()
         if init_clicks is not None:
             for click in init_clicks:
@@ -91,80 +131,68 @@ class Clicker:
         return self.clicks_list[:clicks_limit]
 
     def _get_next_click(self, pred_mask: np.ndarray, padding: bool = True) -> Click:
+        """The click that corrects the largest error of ``pred_mask`` (``H x W``, bool or 0/1).
+
+        The original's rule: distances of the whole false-negative and false-positive masks
+        (zero-framed when ``padding``, so that the image border is a boundary), clicked pixels set
+        to 0, the larger maximum wins (a tie gives a negative click) and the click goes to its
+        first pixel in row-major order, i.e. the smallest row, then the smallest column.
+        """
         pred_mask = np.asarray(pred_mask)
         if pred_mask.dtype != bool:
             pred_mask = pred_mask.astype(bool)
-        if not padding:
-            return self._get_next_click_full(pred_mask, padding)
         fn_mask = self._object > pred_mask          # gt & ~pred & not_ignore
         fp_mask = self._background & pred_mask      # ~gt & pred & not_ignore
-        fn_max, fn_at = self._farthest_pixel(fn_mask, "fn")
-        fp_max, fp_at = self._farthest_pixel(fp_mask, "fp")
+        clicked = ~self.not_clicked_map
+        fn_dt = self._unclicked_distances(fn_mask, "fn", padding, clicked)
+        fp_dt = self._unclicked_distances(fp_mask, "fp", padding, clicked)
+        fn_max = fn_dt.max() if fn_dt is not None else np.float32(0)
+        fp_max = fp_dt.max() if fp_dt is not None else np.float32(0)
         # Strict: equal distances (including no error at all) give a negative click.
         is_positive = fn_max > fp_max
-        coords = fn_at if is_positive else fp_at
-        return Click(is_positive=is_positive, coords=coords)
+        dt = fn_dt if is_positive else fp_dt
+        if dt is None:   # no false positive and no unclicked false negative: all distances are 0
+            return Click(is_positive=is_positive, coords=(np.intp(0), np.intp(0)))
+        # argmax returns the first maximum in row-major order: the first pixel of the original's
+        # np.where(dt == dt.max()) (distances are never NaN); (0, 0) when all are 0.
+        y, x = np.unravel_index(np.argmax(dt), dt.shape)
+        return Click(is_positive=is_positive, coords=(np.intp(y), np.intp(x)))
 
-    def _farthest_pixel(self, mask: np.ndarray, kind: str) -> Tuple[float, Tuple[Any, Any]]:
-        """-> ``(max distance, (y, x) of its first pixel in row-major order)`` over the unclicked
-        pixels of ``mask``, distances to the nearest pixel outside ``mask`` or outside the image.
+    def _unclicked_distances(self, mask: np.ndarray, kind: str, padding: bool,
+                             clicked: np.ndarray) -> Optional[np.ndarray]:
+        """``H x W`` float32 distances of ``mask`` (:meth:`_distances`) with the ``clicked`` pixels
+        (``H x W`` bool) set to 0, or None when ``mask`` is empty (every distance is 0)."""
+        dt = self._distances(mask, kind, padding)
+        if dt is None:
+            return None
+        # The original's dt * not_clicked_map, bit for bit (x * 1 = x, and x * 0 = +0 as x >= 0),
+        # in half the time: a copy, then zeros written where clicked.
+        unclicked = dt.copy()
+        np.copyto(unclicked, 0, where=clicked)
+        return unclicked
 
-        Same numbers as the distance transform of the whole zero-framed mask, on the smallest
-        region that holds them: the mask's bounding box with a 1-pixel frame. Outside the box the
-        distances are 0; inside, every pixel outside the mask that is beyond the frame is farther
-        from it than the frame pixel in between, which is outside the mask too (or the image
-        border, which the original's zero frame makes a boundary). With no error left, the
-        distance is 0 at ``(0, 0)``, the original's answer. The distances of the last mask of each
-        ``kind`` are kept: an error region that did not change is not transformed again.
+    def _distances(self, mask: np.ndarray, kind: str, padding: bool) -> Optional[np.ndarray]:
+        """``H x W`` float32 distance of each pixel of ``mask`` (``H x W`` bool) to the nearest pixel
+        outside it (and, when ``padding``, outside the image), 0 outside ``mask``; None for an
+        empty mask, whose distances are all 0 (each pixel is its own nearest zero).
+
+        Always the transform of the whole (zero-framed) mask, never of a part of it. The last
+        result of each ``kind`` is kept and returned again only while the whole mask is equal,
+        pixel for pixel, to the one it was computed from. Read-only: the cached array itself.
         """
-        rows = np.flatnonzero(mask.any(axis=1))
-        if rows.size == 0:
-            return 0.0, (np.intp(0), np.intp(0))
-        cols = np.flatnonzero(mask.any(axis=0))
-        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        region = mask[y0:y1, x0:x1]
-        box = (y0, y1, x0, x1)
         cached = self._distance_cache.get(kind)
-        if cached is not None and cached[0] == box and np.array_equal(cached[1], region):
-            dt = cached[2]
+        if cached is not None and cached[0] == padding and np.array_equal(cached[1], mask):
+            return cached[2]
+        if not mask.any():
+            dt = None
+        elif padding:
+            framed = exact_distance_transform(np.pad(mask, ((1, 1), (1, 1)), "constant"))
+            # Contiguous: the copy, max and argmax of every later click run faster on it.
+            dt = np.ascontiguousarray(framed[1:-1, 1:-1])
         else:
-            crop = np.pad(region, ((1, 1), (1, 1)), "constant").astype(np.uint8)
-            # maskSize 0 = DIST_MASK_PRECISE (exact distances); the 3x3/5x5 approximations pick other pixels.
-            dt = cv2.distanceTransform(crop, cv2.DIST_L2, 0)[1:-1, 1:-1]
-            self._distance_cache[kind] = (box, region.copy(), dt)
-        dt = dt * self.not_clicked_map[y0:y1, x0:x1]
-        dt_max = dt.max()
-        if dt_max <= 0:
-            return 0.0, (np.intp(0), np.intp(0))
-        y, x = np.unravel_index(np.argmax(dt), dt.shape)   # first maximum in row-major order
-        return float(dt_max), (np.intp(y0 + y), np.intp(x0 + x))
-
-    def _get_next_click_full(self, pred_mask: np.ndarray, padding: bool) -> Click:
-        """The original rule on the whole image (used for ``padding=False``)."""
-        fn_mask = self.gt_mask & ~pred_mask & self.not_ignore_mask
-        fp_mask = ~self.gt_mask & pred_mask & self.not_ignore_mask
-
-        if padding:
-            fn_mask = np.pad(fn_mask, ((1, 1), (1, 1)), "constant")
-            fp_mask = np.pad(fp_mask, ((1, 1), (1, 1)), "constant")
-
-        fn_dt = cv2.distanceTransform(fn_mask.astype(np.uint8), cv2.DIST_L2, 0)
-        fp_dt = cv2.distanceTransform(fp_mask.astype(np.uint8), cv2.DIST_L2, 0)
-
-        if padding:
-            fn_dt = fn_dt[1:-1, 1:-1]
-            fp_dt = fp_dt[1:-1, 1:-1]
-
-        fn_dt = fn_dt * self.not_clicked_map
-        fp_dt = fp_dt * self.not_clicked_map
-
-        fn_max = np.max(fn_dt)
-        fp_max = np.max(fp_dt)
-
-        is_positive = fn_max > fp_max
-        dt, dt_max = (fn_dt, fn_max) if is_positive else (fp_dt, fp_max)
-        coords_y, coords_x = np.where(dt == dt_max)   # row-major order: first = smallest row, then column
-        return Click(is_positive=is_positive, coords=(coords_y[0], coords_x[0]))
+            dt = exact_distance_transform(mask)
+        self._distance_cache[kind] = (padding, mask.copy(), dt)
+        return dt
 
     def add_click(self, click: Click) -> None:
         """Append ``click``, setting its ``indx`` and marking its pixel as clicked."""
@@ -177,16 +205,6 @@ class Clicker:
         self.clicks_list.append(click)
         if self.gt_mask is not None:
             self.not_clicked_map[coords[0], coords[1]] = False
-
-    def _remove_last_click(self) -> None:
-        click = self.clicks_list.pop()
-        coords = click.coords
-        if click.is_positive:
-            self.num_pos_clicks -= 1
-        else:
-            self.num_neg_clicks -= 1
-        if self.gt_mask is not None:
-            self.not_clicked_map[coords[0], coords[1]] = True
 
     def reset_clicks(self) -> None:
         """Forget every click."""

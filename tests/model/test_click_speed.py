@@ -1,7 +1,8 @@
-"""Constant-cost corrections: incremental click maps, cached per-image work, the cropped clicker, the scripts.
+"""Constant-cost corrections: incremental click maps, cached per-image work, the clicker's reused
+distance transforms, the scripts.
 
 Every shortcut here must give the numbers of the plain computation: exactly where the top-k
-template choice depends on them, to float32 rounding after it.
+template choice depends on them, to float32 rounding after it; the clicker's clicks exactly.
 """
 import importlib.util
 import random
@@ -11,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import opencv_settings, original_next_click
 
 from isegm.build import MODEL_REGISTRY
 from isegm.inference.clicker import Clicker
@@ -72,7 +74,9 @@ def test_incremental_click_distance_keys():
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_cropped_clicker_picks_the_same_click(seed):
+def test_clicker_picks_the_clicks_of_the_original_rule(seed):
+    """Random masks, predictions that stay or change, random clicked pixels: the clicker (whole
+    transforms, reused while a mask is unchanged) against the original's whole-image rule."""
     rng = np.random.default_rng(seed)
     for case in range(300):
         h, w = rng.integers(1, 48, size=2)
@@ -85,15 +89,16 @@ def test_cropped_clicker_picks_the_same_click(seed):
             gt[rng.random((h, w)) < 0.1] = -1
         clicker = Clicker(gt_mask=gt)
         pred = rng.random((h, w)) < rng.random()
-        for step in range(3):   # the same or a changed prediction: the distance cache must not leak
+        for step in range(3):   # the same or a changed prediction: a reused transform must not leak
             if step == 2:
                 pred = rng.random((h, w)) < rng.random()
             if rng.random() < 0.5:
                 clicker.not_clicked_map[rng.integers(0, h), rng.integers(0, w)] = False
-            fast, full = clicker._get_next_click(pred), clicker._get_next_click_full(pred, True)
-            assert fast.is_positive == full.is_positive, (case, step)
-            assert tuple(map(int, fast.coords)) == tuple(map(int, full.coords)), (case, step)
-            assert isinstance(fast.coords[0], np.integer)
+            with opencv_settings(2, ipp=False):   # OpenCV's own exact transform, see conftest
+                expected = original_next_click(gt, pred, clicker.not_clicked_map.copy())
+            click = clicker._get_next_click(pred)
+            assert (bool(click.is_positive), tuple(map(int, click.coords))) == expected, (case, step)
+            assert isinstance(click.coords[0], np.integer)
 
 
 def test_clicker_with_nothing_left_to_correct():
