@@ -5,19 +5,20 @@
     python scripts/benchmark.py --json bench.json       # 5 repeats, every click count, all baselines
     python scripts/benchmark.py --models hr18s --size 384x512 --batch 2
 
-For each model (random weights: latency does not depend on them), on CPU and on CUDA when present
+For each model (random weights: latency does not depend on them) and each ``--attention`` of the
+correction head (``exact``, the default everywhere, and ``fast``), on CPU and on CUDA when present
 (timed with ``torch.cuda.synchronize``), under ``torch.inference_mode``:
 
 * model calls at ``--size`` / ``--batch`` (default 384x384, batch 1): the median latency of the
-  first click (backbone + correction head) and of a later click with 1, 2, 5, 10 and 20 clicks
-  (correction head on the cached outputs, the clicks added one by one as in a session); the
-  first / later ratio (later = 2 clicks) next to the FLOP ratio of the same calls; and the same
-  for a "full network on every click" baseline (a first-click call with all clicks, what
-  RITM-style methods pay on every click);
+  first click (``encode`` + ``correct``: backbone + correction head) and of a later click with 1,
+  2, 5, 10 and 20 clicks (one ``correct`` on the embedding, the clicks added one by one as in a
+  session); the first / later ratio (later = 2 clicks) next to the FLOP ratio of the same calls;
+  and a "full network on every click" baseline (a first click with all clicks, what RITM-style
+  methods pay on every click);
 * a 20-click NoC session on a synthetic ``--session-size`` image (default 480x640, short side
   resized to 384 with flip augmentation, i.e. batch 2 at 384x512, as the evaluation runs): per
-  click (median of clicks 2..20) the total time, the network (the model's forward calls) and
-  everything else (predictor, thresholding, IoU, the simulated user's next click).
+  click (median of clicks 2..20) the total time, the network (the model's ``encode`` / ``correct``
+  calls) and everything else (predictor, thresholding, IoU, the simulated user's next click).
 
 Prints Markdown tables and writes everything (every run, machine load, versions) to ``--json``.
 Timings on a shared machine are noisy: run it on an idle one, and compare numbers of one run.
@@ -30,17 +31,12 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import cv2
+import torch
 
-import cv2  # noqa: E402
-import torch  # noqa: E402
-
-from isegm.build import MODEL_REGISTRY  # noqa: E402
-from isegm.inference.predictor import EMCClickPredictor  # noqa: E402
-from isegm.utils.benchmarking import (  # noqa: E402
+from isegm.build import MODEL_REGISTRY, list_models
+from isegm.inference.benchmarking import (
     count_click_flops,
     median,
     parse_size,
@@ -49,14 +45,18 @@ from isegm.utils.benchmarking import (  # noqa: E402
     time_model_clicks,
     time_session,
 )
-from isegm.utils.malloc import retain_freed_memory  # noqa: E402
+from isegm.inference.predictor import EMCClickPredictor
+from isegm.model.refiner import ATTENTION
+from isegm.utils.malloc import retain_freed_memory
 
-MODELS = list(MODEL_REGISTRY)
+MODELS = list_models()
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
+    parser.add_argument("--attention", default=",".join(ATTENTION),
+                        help="comma-separated attentions of the correction head: " + ",".join(ATTENTION))
     parser.add_argument("--size", default="384x384", help="HxW network input of the model calls (multiples of 4)")
     parser.add_argument("--batch", type=int, default=1, help="batch of the model calls (2 = flip augmentation)")
     parser.add_argument("--clicks", default="1,2,5,10,20", help="click counts at which a later click is timed")
@@ -83,6 +83,9 @@ def parse_args(argv=None):
         args.baseline_repeats = 1
         args.baseline_clicks = args.baseline_clicks or "1,20"
     args.models = select_models(args.models, parser)
+    args.attention = [a for a in args.attention.split(",") if a]
+    if not args.attention or set(args.attention) - set(ATTENTION):
+        parser.error(f"--attention: choose from {', '.join(ATTENTION)}, got {args.attention}")
     args.clicks = [int(c) for c in args.clicks.split(",") if c]
     args.baseline_clicks = [int(c) for c in (args.baseline_clicks or ",".join(map(str, args.clicks))).split(",") if c]
     try:
@@ -112,31 +115,37 @@ def ms(seconds: float) -> str:
 
 
 def bench_device(args, device: str) -> dict:
+    """``{'models': {(model, attention): timings}, 'sessions': {(model, attention): session}}`` (as ``'name/att'``)."""
     height, width = args.size
     results = {"models": {}, "sessions": {}}
     image, gt_mask = synthetic_sample(*args.session_size)
     for name in args.models:
         torch.manual_seed(0)
         model = MODEL_REGISTRY[name](init=False).eval().requires_grad_(False).to(device)
-        start = time.perf_counter()
-        timing = time_model_clicks(model, height, width, args.batch, args.clicks, args.repeats, device,
-                                   baseline_counts=args.baseline_clicks, baseline_repeats=args.baseline_repeats)
-        if not args.no_flops:
-            timing["flops"] = count_click_flops(model.cpu(), height, width, args.batch)
-            model.to(device)
-        results["models"][name] = timing
-        print(f"  [{device}] {name}: model calls timed in {time.perf_counter() - start:.0f} s", file=sys.stderr)
-        if not args.no_session:
+        flops = None if args.no_flops else count_click_flops(model.cpu(), height, width, args.batch)
+        model.to(device)
+        for attention in args.attention:
+            key = f"{name}/{attention}"
             start = time.perf_counter()
-            predictor = EMCClickPredictor(model, device, with_flip=not args.no_flip, infer_size=args.infer_size)
-            session = time_session(predictor, image, gt_mask, max_clicks=args.session_clicks)
-            later = slice(1, None)
-            session.update({"total_median": median(session["total"][later]),
-                            "network_median": median(session["network"][later]),
-                            "other_median": median(session["other"][later]),
-                            "net_input": list(predictor.input_size), "flip": not args.no_flip})
-            results["sessions"][name] = session
-            print(f"  [{device}] {name}: session timed in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+            timing = time_model_clicks(model, height, width, args.batch, args.clicks, args.repeats, device,
+                                       baseline_counts=args.baseline_clicks, baseline_repeats=args.baseline_repeats,
+                                       attention=attention)
+            if flops is not None:
+                timing["flops"] = {"first": flops["first"], "later": flops[f"later_{attention}"]}
+            results["models"][key] = timing
+            print(f"  [{device}] {key}: model calls timed in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+            if not args.no_session:
+                start = time.perf_counter()
+                predictor = EMCClickPredictor(model, device, with_flip=not args.no_flip, infer_size=args.infer_size,
+                                              attention=attention)
+                session = time_session(predictor, image, gt_mask, max_clicks=args.session_clicks)
+                later = slice(1, None)
+                session.update({"total_median": median(session["total"][later]),
+                                "network_median": median(session["network"][later]),
+                                "other_median": median(session["other"][later]),
+                                "net_input": list(predictor.input_size), "flip": not args.no_flip})
+                results["sessions"][key] = session
+                print(f"  [{device}] {key}: session timed in {time.perf_counter() - start:.0f} s", file=sys.stderr)
         del model
     return results
 
@@ -149,16 +158,17 @@ def print_tables(args, device: str, results: dict) -> None:
     print(f"\n### {device}: model calls, batch {args.batch} x {height}x{width}, {args.threads or 'default'} "
           f"thread(s), median of {args.repeats} (ms)\n")
     head = " | ".join(f"later @{n}" for n in clicks)
-    print(f"| model | first click | {head} | first / later@{ref} | FLOP ratio | later@{top} / later@{ref} "
+    print(f"| model | attention | first click | {head} | first / later@{ref} | FLOP ratio | later@{top} / later@{ref} "
           f"| full net @{args.baseline_clicks[0]} | full net @{args.baseline_clicks[-1]} |")
-    print("|---|" + "---:|" * (len(clicks) + 6))
-    for name, r in results["models"].items():
+    print("|---|---|" + "---:|" * (len(clicks) + 6))
+    for key, r in results["models"].items():
+        name, attention = key.split("/")
         later = " | ".join(ms(r["later"][n]) for n in clicks)
         flops = r.get("flops")
-        flop_ratio = f"{flops['first_plain'] / flops['later_plain']:.1f}" if flops else "-"
+        flop_ratio = f"{flops['first'] / flops['later']:.1f}" if flops else "-"
         full = r["full"]
-        print(f"| {name} | {ms(r['first'])} | {later} | {r['first'] / r['later'][ref]:.1f} | {flop_ratio} "
-              f"| {r['later'][top] / r['later'][ref]:.2f} | {ms(full[args.baseline_clicks[0]])} "
+        print(f"| {name} | {attention} | {ms(r['first'])} | {later} | {r['first'] / r['later'][ref]:.1f} "
+              f"| {flop_ratio} | {r['later'][top] / r['later'][ref]:.2f} | {ms(full[args.baseline_clicks[0]])} "
               f"| {ms(full[args.baseline_clicks[-1]])} |")
     if results["sessions"]:
         hs, ws = args.session_size
@@ -166,11 +176,12 @@ def print_tables(args, device: str, results: dict) -> None:
         hn, wn = first["net_input"]
         print(f"\n### {device}: {args.session_clicks}-click session on a {hs}x{ws} image "
               f"(network input {'2' if first['flip'] else '1'} x {hn}x{wn}), per click, median of clicks 2..N (ms)\n")
-        print("| model | per click | network | everything else | first click |")
-        print("|---|---:|---:|---:|---:|")
-        for name, s in results["sessions"].items():
-            print(f"| {name} | {ms(s['total_median'])} | {ms(s['network_median'])} | {ms(s['other_median'])} "
-                  f"| {ms(s['total'][0])} |")
+        print("| model | attention | per click | network | everything else | first click |")
+        print("|---|---|---:|---:|---:|---:|")
+        for key, s in results["sessions"].items():
+            name, attention = key.split("/")
+            print(f"| {name} | {attention} | {ms(s['total_median'])} | {ms(s['network_median'])} "
+                  f"| {ms(s['other_median'])} | {ms(s['total'][0])} |")
 
 
 def main(argv=None) -> dict:

@@ -8,28 +8,22 @@
 Convention: FLOPs = 2 x multiply-adds, as counted by ``torch.utils.flop_counter`` (MACs, the unit
 most papers quote, are FLOPs / 2). Counted: convolutions, matrix products and attention; not
 counted: element-wise work (BN, activations, resizing, click maps). Weights are random: FLOPs do
-not depend on them. A first click is backbone + correction head; a later click is the correction
-head alone on the cached backbone outputs. "this code" is the inference path (the image's and the
-backbone feature's share of the head done once per image); "original" the same calls on the plain
-path, i.e. the original's computation. The evaluation runs batch 2 (flip augmentation): 2x.
+not depend on them. A first click is ``encode`` + ``correct`` (backbone + correction head); a later
+click is one ``correct`` on the embedding (the head's per-image share done once per image), with
+exact or fast attention; "original" is the original's later click, which redoes the head's
+per-image share every click. The evaluation runs batch 2 (flip augmentation): 2x.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import torch
 
-import torch  # noqa: E402
+from isegm.build import MODEL_REGISTRY, list_models
+from isegm.inference.benchmarking import count_click_flops, num_parameters, parse_size, select_models
 
-from isegm.build import MODEL_REGISTRY  # noqa: E402
-from isegm.utils.benchmarking import count_click_flops, num_parameters, parse_size, select_models  # noqa: E402
-
-MODELS = list(MODEL_REGISTRY)
+MODELS = list_models()
 
 
 def parse_args(argv=None):
@@ -64,20 +58,21 @@ def main(argv=None) -> list:
         for height, width in args.sizes:
             flops = count_click_flops(model, height, width, args.batch)
             rows.append({"model": name, "params": params, "height": height, "width": width, "batch": args.batch,
-                         **flops,
-                         "ratio": flops["first"] / flops["later"],
-                         "ratio_plain": flops["first_plain"] / flops["later_plain"]})
+                         **flops, "ratio": flops["first"] / flops["later_exact"],
+                         "ratio_fast": flops["first"] / flops["later_fast"],
+                         "ratio_plain": flops["first"] / flops["later_plain"]})
         del model
 
     print("FLOPs = 2 x multiply-adds (torch.utils.flop_counter; MACs = FLOPs / 2); conv, matmul and attention only.")
-    print("first = backbone + correction head; later = correction head on cached backbone outputs.\n")
-    print("| model | params | input | first click GFLOPs (GMACs) | later click GFLOPs (GMACs) | first / later "
-          "| original later GFLOPs | original first / later |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    print("first = encode + correct (backbone + correction head); later = one correct on the embedding.\n")
+    print("| model | params | input | first click GFLOPs (GMACs) | later, exact | later, fast | first / later "
+          "(exact, fast) | original later | original first / later |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['model']} | {r['params']:,} | {r['batch']}x{r['height']}x{r['width']} "
-              f"| {r['first'] / 1e9:.2f} ({r['first'] / 2e9:.2f}) | {r['later'] / 1e9:.3f} ({r['later'] / 2e9:.3f}) "
-              f"| {r['ratio']:.1f} | {r['later_plain'] / 1e9:.3f} | {r['ratio_plain']:.1f} |")
+              f"| {r['first'] / 1e9:.2f} ({r['first'] / 2e9:.2f}) | {r['later_exact'] / 1e9:.3f} "
+              f"| {r['later_fast'] / 1e9:.3f} | {r['ratio']:.1f}, {r['ratio_fast']:.1f} "
+              f"| {r['later_plain'] / 1e9:.3f} | {r['ratio_plain']:.1f} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"convention": "FLOPs = 2 x multiply-adds (torch.utils.flop_counter); MACs = FLOPs / 2",

@@ -13,23 +13,21 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
-import sys
 from datetime import datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
+import torch.distributed as dist
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.distributed as dist  # noqa: E402
-
-from isegm.inference.evaluation import evaluate_dataset  # noqa: E402
-from isegm.inference.metrics import compute_noc_metric, format_miou, get_results_table  # noqa: E402
-from isegm.inference.predictors import get_predictor  # noqa: E402
-from isegm.inference.utils import get_dataset, load_is_model  # noqa: E402
-from isegm.utils import distributed as du  # noqa: E402
-from isegm.utils.exp import load_config_file  # noqa: E402
-from isegm.utils.malloc import retain_freed_memory  # noqa: E402
+from isegm.inference.evaluation import evaluate_dataset
+from isegm.inference.metrics import compute_noc_metric, format_miou, get_results_table
+from isegm.inference.predictors import get_predictor
+from isegm.inference.utils import get_dataset, load_is_model
+from isegm.model.refiner import ATTENTION
+from isegm.utils import distributed as du
+from isegm.utils.exp import load_config_file
+from isegm.utils.malloc import retain_freed_memory
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -53,6 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--clicks-limit", type=int, default=None, help="clicks the network sees (-1: n-clicks)")
     parser.add_argument("--eval-mode", default="cvpr",
                         help="'emc-click': short side 384 (576 for DAVIS); 'cvpr' (default): 400 (600 for DAVIS)")
+    parser.add_argument("--attention", choices=ATTENTION, default="exact",
+                        help="the correction head's attention: 'exact' (the original's arithmetic, default) or "
+                             "'fast' (queries at the templates, scaled_dot_product_attention; see the README)")
     parser.add_argument("--infer-size", type=int, default=None,
                         help="short side of the network input, overriding --eval-mode's size")
     parser.add_argument("--save-ious", action="store_true")
@@ -134,7 +135,9 @@ def setup_device(args):
 def evaluate_one(args, model_path: Path, dataset, dataset_name: str, device, rank: int, world: int):
     """Evaluate this process's shard; rank 0 returns ``(all_ious in dataset order, elapsed, clicks)``."""
     model = load_is_model(model_path, device)
-    predictor_params = {"net_clicks_limit": args.clicks_limit} if args.clicks_limit is not None else {}
+    predictor_params = {"attention": args.attention}
+    if args.clicks_limit is not None:
+        predictor_params["net_clicks_limit"] = args.clicks_limit
     predictor = get_predictor(model, args.mode, device, prob_thresh=args.thresh, focus_crop_r=args.focus_crop_r,
                               zoom_in_params={"target_size": infer_size(args.eval_mode, dataset_name, args.infer_size),
                                               "expansion_ratio": args.target_crop_r},
@@ -199,7 +202,7 @@ def save_results(args, all_ious, elapsed, clicks, dataset_name, model_path, logs
         **{f"NoF@{round(t * 100)}": int(n) for t, n in zip(iou_thrs, over_max)},
         "SPC": spc, "time_s": elapsed, "samples": len(all_ious), "clicks": int(sum(len(x) for x in all_ious)),
         "n_clicks": args.n_clicks, "target_iou": args.target_iou, "thresh": args.thresh,
-        "eval_mode": args.eval_mode, "checkpoint": str(model_path),
+        "eval_mode": args.eval_mode, "attention": args.attention, "checkpoint": str(model_path),
         "date": datetime.now().isoformat(timespec="seconds"),
     }
     summary_file.write_text(json.dumps(summary, indent=2) + "\n")

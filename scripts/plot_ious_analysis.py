@@ -33,8 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: make the isegm package importable
-from isegm.utils.pickles import safe_pickle_load  # noqa: E402
+from isegm.utils.pickles import safe_pickle_load
 
 SUMMARY_CLICKS = (1, 3, 5, 10, 20)
 

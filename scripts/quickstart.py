@@ -12,21 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from isegm.inference.metrics import miou_at_clicks
+from isegm.utils.exp import load_config_file
+from isegm.utils.pickles import safe_pickle_load
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-
-from plot_ious_analysis import load_pickle  # noqa: E402
-
-from isegm.inference.metrics import miou_at_clicks  # noqa: E402
-from isegm.utils.exp import load_config_file  # noqa: E402
 
 CONFIG = "models/quickstart/hrnet18s_synthetic.py"
 FAMILY = ("quickstart", "hrnet18s_synthetic")
@@ -53,7 +48,7 @@ def evaluate(checkpoint: Path, logs: Path, config_path: str, nproc: int) -> dict
          "--save-ious", f"--logs-path={logs}", f"--config-path={config_path}"])
     out = logs / "others" / checkpoint.stem
     summary = json.loads((out / f"cvpr_EMC-Click_{N_CLICKS}.json").read_text())[checkpoint.stem]["Synthetic"]
-    ious = load_pickle(out / "ious" / f"Synthetic_cvpr_EMC-Click_{N_CLICKS}.pkl")
+    ious = safe_pickle_load(out / "ious" / f"Synthetic_cvpr_EMC-Click_{N_CLICKS}.pkl")
     miou = miou_at_clicks(ious, (1, 5))
     return {"NoC@85": summary["NoC@85"], "NoC@90": summary["NoC@90"], "mIoU@1": miou[1], "mIoU@5": miou[5],
             "samples": summary["samples"], "SPC": summary["SPC"]}

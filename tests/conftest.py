@@ -16,6 +16,13 @@ SHARED = REPO.parent / "shared"
 VARIANTS = ["hr18s", "hr18", "hr32", "segb0", "segb3"]
 
 
+def script_env(**extra: str) -> dict:
+    """Environment of a script run in a subprocess: this checkout's ``isegm`` comes first on the path
+    (whatever an editable install elsewhere points to), and nothing phones home."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, PYTHONPATH=path, NO_ALBUMENTATIONS_UPDATE="1", **extra)
+
+
 def shared_path(*parts: str) -> Path:
     """A file of the reference ``shared/`` folder beside the repo; skip the test when it is absent."""
     path = SHARED.joinpath(*parts)

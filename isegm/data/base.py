@@ -48,8 +48,6 @@ class ISDataset(Dataset, abc.ABC):
         samples_scores_gamma: see above.
         epoch_len: when > 0, ``len(dataset)`` reports this and every ``dataset[i]`` draws a random
             sample (the index is ignored).
-        with_refiner, focus_size: accepted for config compatibility; only ``with_refiner=False``
-            (what the EMC-Click configs use) is implemented.
         min_mask_area, max_mask_area_ratio: a target mask is accepted with more than
             ``min_mask_area`` pixels and less than ``max_mask_area_ratio`` of the crop.
         small_region_size: connected parts of the target smaller than this are erased (only when the
@@ -67,23 +65,17 @@ class ISDataset(Dataset, abc.ABC):
     def __init__(self, augmentator=None, points_sampler: Optional[BasePointSampler] = None,
                  min_object_area: int = 0, keep_background_prob: float = 0.0, with_image_info: bool = False,
                  samples_scores_path=None, samples_scores_gamma: float = 1.0, epoch_len: int = -1,
-                 with_refiner: bool = False, focus_size: int = 192, min_mask_area: int = 1000,
-                 max_mask_area_ratio: float = 0.85, small_region_size: int = 900):
+                 min_mask_area: int = 1000, max_mask_area_ratio: float = 0.85, small_region_size: int = 900):
         super().__init__()
         # Acceptance rules of __getitem__; the defaults are the original's constants.
         self.min_mask_area = min_mask_area
         self.max_mask_area_ratio = max_mask_area_ratio
         self.small_region_size = small_region_size
-        if with_refiner:
-            raise NotImplementedError(f"{self.name} dataset: with_refiner=True (focus crops) is not implemented; "
-                                      "the EMC-Click configs use with_refiner=False")
         self.augmentator = augmentator
         self.points_sampler = points_sampler
         self.min_object_area = min_object_area
         self.keep_background_prob = keep_background_prob
         self.with_image_info = with_image_info
-        self.with_refiner = with_refiner
-        self.focus_size = focus_size
         self.epoch_len = epoch_len
         self.samples_precomputed_scores = self._load_sample_scores(samples_scores_path, samples_scores_gamma)
         self.dataset_samples: list = []

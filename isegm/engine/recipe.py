@@ -91,6 +91,6 @@ def train(model, cfg, model_cfg, lr: float, aux_loss_weight: float = 0.0) -> Non
     trainset = CocoLvisDataset(cfg.LVIS_v1_PATH, split="train", augmentator=train_augmentator(model_cfg.crop_size),
                                min_object_area=1000, keep_background_prob=0.0,
                                points_sampler=first_point_sampler(model_cfg.num_max_points),
-                               epoch_len=cfg.get("epoch_len") or EPOCH_LEN, stuff_prob=0.2, with_refiner=False)
+                               epoch_len=cfg.get("epoch_len") or EPOCH_LEN, stuff_prob=0.2)
     trainer = make_trainer(model, cfg, model_cfg, trainset, lr, aux_loss_weight)
     trainer.run(num_epochs=cfg.get("epochs") or NUM_EPOCHS)

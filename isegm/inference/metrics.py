@@ -11,8 +11,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["get_iou", "compute_noc_metric", "get_results_table", "miou_at_clicks", "format_miou",
-           "get_time_metrics"]
+__all__ = ["get_iou", "compute_noc_metric", "get_results_table", "miou_at_clicks", "format_miou"]
 
 MIOU_CLICKS = (1, 2, 3, 5, 10, 20)
 
@@ -70,12 +69,6 @@ def _noc(ious: np.ndarray, thr: float, max_clicks: int) -> int:
     # IoUs), as the original did: float32(0.9) counts as reaching 0.9000000000000001.
     reached = ious >= thr
     return int(np.argmax(reached)) + 1 if np.any(reached) else max_clicks
-
-
-def get_time_metrics(all_ious: Sequence[np.ndarray], elapsed_time: float) -> Tuple[float, float]:
-    """``(seconds per click, seconds per sample)``; clicks = the total length of the IoU arrays."""
-    n_clicks = sum(len(ious) for ious in all_ious)
-    return elapsed_time / n_clicks, elapsed_time / len(all_ious)
 
 
 def get_results_table(noc_list: Sequence[float], over_max_list: Sequence[int], row_name: str, dataset_name: str,

@@ -25,8 +25,7 @@ class DistMaps(nn.Module):
     grid is made; a running minimum keeps memory at ``B x 2 x H x W`` whatever N is.
     """
 
-    def __init__(self, norm_radius: float, spatial_scale: float = 1.0, cpu_mode: bool = False,
-                 use_disks: bool = False):
+    def __init__(self, norm_radius: float, spatial_scale: float = 1.0, use_disks: bool = False):
         super().__init__()
         if not use_disks:
             raise NotImplementedError("EMC-Click uses disk click maps only (use_disks=True)")

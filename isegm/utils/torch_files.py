@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from typing import Any, Union
 
 import torch

@@ -400,11 +400,6 @@ def test_keep_background_prob():
     assert dataset.augment_sample(empty) and empty.image.shape == (64, 64, 3)
 
 
-def test_with_refiner_not_implemented():
-    with pytest.raises(NotImplementedError, match="with_refiner"):
-        SyntheticDataset(num_samples=1, with_refiner=True)
-
-
 def test_samples_scores(tmp_path):
     path = tmp_path / "scores.pickle"
     path.write_bytes(pickle.dumps([(0, None, 0.0), (1, None, 1.0), (2, None, 0.5)]))

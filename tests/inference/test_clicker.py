@@ -415,3 +415,38 @@ def test_without_padding_matches_the_original(name):
         with opencv_settings(threads, ipp):
             click = Clicker(gt_mask=gt)._get_next_click(pred, padding=False)
         assert (bool(click.is_positive), (int(click.coords[0]), int(click.coords[1]))) == expected
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_clicker_picks_the_clicks_of_the_original_rule(seed):
+    """Random masks, predictions that stay or change, random clicked pixels: the clicker (whole
+    transforms, reused while a mask is unchanged) against the original's whole-image rule."""
+    rng = np.random.default_rng(seed)
+    for case in range(300):
+        h, w = rng.integers(1, 48, size=2)
+        if case % 3 == 0:
+            gt = (rng.random((h, w)) < rng.random()).astype(np.int32)
+        else:   # blobs, so that distances above 1 occur
+            smooth = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 1 + case % 4)
+            gt = (smooth > np.median(smooth)).astype(np.int32)
+        if case % 5 == 0:
+            gt[rng.random((h, w)) < 0.1] = -1
+        clicker = Clicker(gt_mask=gt)
+        pred = rng.random((h, w)) < rng.random()
+        for step in range(3):   # the same or a changed prediction: a reused transform must not leak
+            if step == 2:
+                pred = rng.random((h, w)) < rng.random()
+            if rng.random() < 0.5:
+                clicker.not_clicked_map[rng.integers(0, h), rng.integers(0, w)] = False
+            with opencv_settings(2, ipp=False):   # OpenCV's own exact transform, see conftest
+                expected = original_next_click(gt, pred, clicker.not_clicked_map.copy())
+            click = clicker._get_next_click(pred)
+            assert (bool(click.is_positive), tuple(map(int, click.coords))) == expected, (case, step)
+            assert isinstance(click.coords[0], np.integer)
+
+
+def test_clicker_with_nothing_left_to_correct():
+    gt = np.zeros((5, 6), np.int32)
+    gt[1:3, 1:3] = 1
+    click = Clicker(gt_mask=gt)._get_next_click(gt == 1)
+    assert not click.is_positive and tuple(map(int, click.coords)) == (0, 0)

@@ -1,20 +1,18 @@
 """scripts/evaluate_model.py on CPU: one process, torch.distributed.launch and torchrun agree."""
 import json
-import os
 import pickle
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, script_env
 
 from isegm.build import MODEL_REGISTRY
 from isegm.model.checkpoint import save_checkpoint
 
-REPO = Path(__file__).resolve().parents[2]
 SCRIPT = str(REPO / "scripts" / "evaluate_model.py")
 pytestmark = pytest.mark.slow
 
@@ -50,7 +48,7 @@ def _run(root, launcher, logs, extra=()):
             f"--config-path={root / 'config.yml'}", f"--logs-path={root / logs}", "--save-ious", *extra]
     if "--iou-analysis" in extra:  # exclusive with --target-iou, as in the original
         args.remove("--target-iou=0.9")
-    env = dict(os.environ, OMP_NUM_THREADS="1", NO_ALBUMENTATIONS_UPDATE="1")
+    env = script_env(OMP_NUM_THREADS="1")
     cmd = [sys.executable, *launcher, SCRIPT, *args]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -80,7 +78,7 @@ def test_single_launch_and_torchrun_agree(setup):
 
 
 def test_bad_inputs_are_named(setup):
-    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
+    env = script_env()
     base = [sys.executable, SCRIPT, "EMC-Click", f"--model_dir={setup / 'weights'}", "--cpu",
             f"--config-path={setup / 'config.yml'}"]
     cases = [(["--checkpoint=nope.pth", "--datasets=GrabCut"], "nope.pth"),

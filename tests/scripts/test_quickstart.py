@@ -1,13 +1,10 @@
 """The README's main job (scripts/quickstart.py), shortened: train, then evaluate before and after."""
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from conftest import REPO, script_env
 
 
 @pytest.mark.slow
@@ -15,7 +12,7 @@ def test_quickstart_trains_and_reports_noc_before_and_after(tmp_path):
     config = tmp_path / "config.yml"
     config.write_text(f"EXPS_PATH: {tmp_path / 'exps'}\nSYNTHETIC_NUM_IMAGES: 1\n"
                       "IMAGENET_PRETRAINED_MODELS:\n  HRNETV2_W18_SMALL: ''\n")
-    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
+    env = script_env()
     proc = subprocess.run([sys.executable, "scripts/quickstart.py", f"--config-path={config}", "--epochs=1",
                            "--epoch-len=8"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]

@@ -1,17 +1,15 @@
 """train.py end to end: two gloo processes on a tiny COCO+LVIS-layout dataset, then an exact resume."""
-import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO, script_env
 
 from isegm.data.datasets import export_coco_lvis
 from isegm.inference.utils import load_is_model
 
-REPO = Path(__file__).resolve().parents[2]
 SCRIPT = "models/emcclick/hrnet18s_att_cclvis.py"
 
 
@@ -22,7 +20,7 @@ def free_port() -> int:
 
 
 def run(cmd, cwd=REPO, timeout=300):
-    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", OMP_NUM_THREADS="1")
+    env = script_env(OMP_NUM_THREADS="1")
     proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     return proc.stdout + proc.stderr
@@ -81,7 +79,7 @@ def test_single_process_run_reports_missing_dataset(tmp_path):
     config = tmp_path / "config.yml"
     config.write_text(f"EXPS_PATH: {tmp_path / 'exps'}\nLVIS_v1_PATH: {tmp_path / 'nowhere'}\n"
                       "IMAGENET_PRETRAINED_MODELS:\n  HRNETV2_W18_SMALL: ''\n")
-    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
+    env = script_env()
     proc = subprocess.run([sys.executable, "train.py", *common_args(config, 1)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0

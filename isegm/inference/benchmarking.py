@@ -1,15 +1,15 @@
 """Helpers of ``scripts/count_flops.py`` and ``scripts/benchmark.py``: synthetic clicks, FLOP counts, timings.
 
 Conventions: images and clicks are synthetic and seeded (the numbers do not depend on weights or
-image content, except the number of clicks a session makes); a *first click* is the model call
-with ``cached_outputs=None`` (backbone + correction head), a *later click* the call that reuses
-the cached outputs (correction head only). FLOPs are counted with ``torch.utils.flop_counter``
-and follow its convention, 2 FLOPs per multiply-add (MACs = FLOPs / 2); only matrix products,
-convolutions and attention are counted, not element-wise operations (BN, ReLU, resizing...).
+image content, except the number of clicks a session makes); a *first click* is ``encode`` +
+``correct`` (backbone + correction head), a *later click* one ``correct`` on the embedding
+(correction head only), with the clicks added one by one as in a session. FLOPs are counted with
+``torch.utils.flop_counter`` and follow its convention, 2 FLOPs per multiply-add (MACs = FLOPs / 2);
+only matrix products, convolutions and attention are counted, not element-wise operations (BN,
+ReLU, resizing...).
 """
 from __future__ import annotations
 
-import math
 import random
 import statistics
 import time
@@ -18,6 +18,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from isegm.build import list_models
+from isegm.inference.evaluation import evaluate_sample
+from isegm.model.clicks import encode_clicks
+from isegm.model.is_model import ISModel
+from isegm.model.refiner import ATTENTION
 
 Click = Tuple[float, float, bool]
 
@@ -37,13 +43,11 @@ def parse_size(text: str, multiple: int = 1) -> Tuple[int, int]:
 
 
 def select_models(names: str, parser) -> List[str]:
-    """Comma-separated model names -> list, each a key of ``MODEL_REGISTRY`` (else ``parser.error``)."""
-    from isegm.build import MODEL_REGISTRY
-
+    """Comma-separated model names -> list, each one of :func:`isegm.build.list_models` (else ``parser.error``)."""
     models = [m for m in names.split(",") if m]
-    unknown = sorted(set(models) - set(MODEL_REGISTRY))
+    unknown = sorted(set(models) - set(list_models()))
     if unknown:
-        parser.error(f"unknown model(s) {unknown}; choose from {list(MODEL_REGISTRY)}")
+        parser.error(f"unknown model(s) {unknown}; choose from {list_models()}")
     return models
 
 
@@ -62,22 +66,13 @@ def points_tensor(clicks: Sequence[Click], batch: int = 1, width: Optional[int] 
                   device="cpu") -> torch.Tensor:
     """Clicks -> ``batch x 2N x 3`` float64 network points as the predictor builds them.
 
-    Positives first, then negatives, each padded with ``(-1, -1, -1)`` to ``N = max(1, #pos, #neg)``;
-    the click index is the position in ``clicks``. With ``batch == 2`` and ``width`` given, the
-    second copy is mirrored (``x' = width - 1 - x``), as with the predictor's flip augmentation.
+    With ``batch == 2`` and ``width`` given, the second copy is mirrored (``x' = width - 1 - x``),
+    as with the predictor's flip augmentation.
     """
-    pos = [(y, x, float(i)) for i, (y, x, p) in enumerate(clicks) if p]
-    neg = [(y, x, float(i)) for i, (y, x, p) in enumerate(clicks) if not p]
-    num = max(1, len(pos), len(neg))
-    pad = [(-1.0, -1.0, -1.0)]
-    rows = pos + pad * (num - len(pos)) + neg + pad * (num - len(neg))
-    copies = [rows]
-    for b in range(1, batch):
-        if b == 1 and width is not None:
-            copies.append([r if r[2] < 0 else (r[0], width - 1 - r[1], r[2]) for r in rows])
-        else:
-            copies.append(rows)
-    return torch.tensor(copies, dtype=torch.float64, device=device)
+    copies = [list(clicks)] * batch
+    if batch > 1 and width is not None:
+        copies[1] = [(y, width - 1 - x, p) for y, x, p in clicks]
+    return encode_clicks(copies, device=device)
 
 
 def _cpu_sdpa_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
@@ -106,25 +101,26 @@ def num_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_click_flops(model: torch.nn.Module, height: int, width: int, batch: int = 1,
-                      seed: int = 0) -> Dict[str, int]:
+def count_click_flops(model: ISModel, height: int, width: int, batch: int = 1, seed: int = 0) -> Dict[str, int]:
     """FLOPs of a first click and of a later (second) click on a ``batch x 4 x height x width`` input.
 
-    ``first`` / ``later``: this implementation at inference (``torch.inference_mode``, cached
-    per-image work reused); ``first_plain`` / ``later_plain``: the same calls with autograd
-    enabled, where the model runs the plain path, i.e. the original's computation.
+    ``first``: ``encode`` + ``correct``; ``later_exact`` / ``later_fast``: one ``correct`` with
+    that attention on the embedding; ``later_plain``: the original's later click, i.e. the
+    ``forward`` call on cached outputs, which redoes the head's per-image work every click.
     """
     image = torch.rand(batch, 4, height, width, generator=torch.Generator().manual_seed(seed))
     clicks = synthetic_clicks(2, height, width, seed)
     p1 = points_tensor(clicks[:1], batch, width)
     p2 = points_tensor(clicks, batch, width)
     result = {}
-    for suffix, context in (("", torch.inference_mode), ("_plain", torch.enable_grad)):
-        with context():
-            result["first" + suffix], (outputs, _) = count_flops(model, image, p1)
-            if suffix:
-                outputs = {k: v.detach() if torch.is_tensor(v) else v for k, v in outputs.items()}
-            result["later" + suffix], _ = count_flops(model, image, p2, outputs)
+    with torch.inference_mode():
+        embedding = model.encode(image, p1)
+        first = model.correct(embedding, p1)
+        result["first"] = count_flops(lambda: model.correct(model.encode(image, p1), p1))[0]
+        for attention in ATTENTION:
+            result[f"later_{attention}"] = count_flops(model.correct, embedding, p2, first, attention)[0]
+        outputs, _ = model(image, p1)
+        result["later_plain"] = count_flops(model, image, p2, outputs)[0]
     return result
 
 
@@ -150,17 +146,18 @@ class Timer:
         return self.now() - start, result
 
 
-def time_model_clicks(model: torch.nn.Module, height: int, width: int, batch: int, click_counts: Sequence[int],
+def time_model_clicks(model: ISModel, height: int, width: int, batch: int, click_counts: Sequence[int],
                       repeats: int, device, baseline_counts: Sequence[int] = (), seed: int = 0,
-                      warmup: int = 1, baseline_repeats: Optional[int] = None) -> Dict[str, object]:
+                      warmup: int = 1, baseline_repeats: Optional[int] = None,
+                      attention: str = "exact") -> Dict[str, object]:
     """Median latencies (seconds) of the model calls of a click session, under ``torch.inference_mode``.
 
-    Each repeat is one session on a fresh cache: the first click (timed), a later click with that
-    single click again (``n = 1``), then clicks 2 .. max(click_counts), each a later click whose
-    points hold every click so far (the predictor's incremental use). ``later[n]`` is the median
-    over repeats of the call made with ``n`` clicks. ``full[n]`` (for ``n`` in ``baseline_counts``)
-    times the "full network on every click" baseline: a first-click call (backbone + head) with
-    all ``n`` clicks, what RITM-style methods pay on every click.
+    Each repeat is one session: the first click (``encode`` + ``correct``, timed), a later click
+    with that single click again (``n = 1``), then clicks 2 .. max(click_counts), each a
+    ``correct`` whose points hold every click so far, extending the previous correction (the
+    predictor's use). ``later[n]`` is the median over repeats of the call made with ``n`` clicks.
+    ``full[n]`` (for ``n`` in ``baseline_counts``) times the "full network on every click"
+    baseline: a first click with all ``n`` clicks, what RITM-style methods pay on every click.
     """
     timer = Timer(device)
     image = torch.rand(batch, 4, height, width, generator=torch.Generator().manual_seed(seed)).to(device)
@@ -169,21 +166,26 @@ def time_model_clicks(model: torch.nn.Module, height: int, width: int, batch: in
     points = [points_tensor(clicks[:n], batch, width, device) for n in range(1, top + 1)]
     first, later = [], {n: [] for n in click_counts}
     full = {n: [] for n in baseline_counts}
+
+    def first_click(p):
+        embedding = model.encode(image, p)
+        return embedding, model.correct(embedding, p, attention=attention)
+
     with torch.inference_mode():
         for _ in range(warmup):  # first calls pay one-off costs (allocator, oneDNN primitive caches)
-            outputs, _ = model(image, points[0])
-            model(image, points[min(1, top - 1)], outputs)
+            embedding, correction = first_click(points[0])
+            model.correct(embedding, points[min(1, top - 1)], correction, attention)
         for _ in range(repeats):
-            t, (outputs, _) = timer(model, image, points[0])
+            t, (embedding, correction) = timer(first_click, points[0])
             first.append(t)
-            times = {1: timer(model, image, points[0], outputs)[0]}
+            times = {1: timer(model.correct, embedding, points[0], correction, attention)[0]}
             for n in range(2, top + 1):
-                times[n] = timer(model, image, points[n - 1], outputs)[0]
+                times[n], correction = timer(model.correct, embedding, points[n - 1], correction, attention)
             for n in click_counts:
                 later[n].append(times[n])
         for _ in range(baseline_repeats if baseline_repeats is not None else repeats):
             for n in baseline_counts:
-                full[n].append(timer(model, image, points[n - 1])[0])
+                full[n].append(timer(first_click, points[n - 1])[0])
     return {"first": median(first), "later": {n: median(v) for n, v in later.items()},
             "full": {n: median(v) for n, v in full.items()},
             "runs": {"first": first, "later": later, "full": full}}
@@ -209,20 +211,19 @@ def time_session(predictor, image: np.ndarray, gt_mask: np.ndarray, max_clicks: 
 
     Returns per-click lists (seconds): ``total`` (from the click's ``get_prediction`` call to the
     next one: predictor, network, thresholding, IoU, next click of the clicker), ``network`` (the
-    model's forward calls) and ``other`` = total - network, plus ``clicks`` made.
+    model's ``encode`` / ``correct`` calls) and ``other`` = total - network, plus ``clicks`` made.
     """
-    from isegm.inference.evaluation import evaluate_sample
-
     net = predictor.net
     timer = Timer(getattr(predictor, "device", "cpu"))
-    network, marks = [], []
-    forward = net.forward
+    calls, marks = [], []
 
-    def timed_forward(*args, **kwargs):
-        start = timer.now()
-        result = forward(*args, **kwargs)
-        network.append(timer.now() - start)
-        return result
+    def timed(stage):
+        def call(*args, **kwargs):
+            start = timer.now()
+            result = stage(*args, **kwargs)
+            calls.append((len(marks), timer.now() - start))
+            return result
+        return call
 
     get_prediction = predictor.get_prediction
 
@@ -230,19 +231,17 @@ def time_session(predictor, image: np.ndarray, gt_mask: np.ndarray, max_clicks: 
         marks.append(timer.now())
         return get_prediction(*args, **kwargs)
 
-    net.forward = timed_forward
+    net.encode, net.correct = timed(net.encode), timed(net.correct)
     predictor.get_prediction = marked_get_prediction
     try:
         clicks, ious, _ = evaluate_sample(image, gt_mask, predictor, max_iou_thr=1.01, max_clicks=max_clicks,
                                           pred_thr=pred_thr)
         marks.append(timer.now())
     finally:
-        del net.forward
+        del net.encode, net.correct
         del predictor.get_prediction
+    network = [sum(t for click, t in calls if click == k) for k in range(1, len(marks))]
     total = [b - a for a, b in zip(marks, marks[1:])]
     return {"clicks": len(clicks), "total": total, "network": network,
             "other": [t - n for t, n in zip(total, network)], "ious": [float(v) for v in ious]}
 
-
-def flops_text(flops: float) -> str:
-    return f"{flops / 1e9:.2f}" if math.isfinite(flops) else "-"
