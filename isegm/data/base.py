@@ -91,12 +91,17 @@ class ISDataset(Dataset, abc.ABC):
         return self.epoch_len if self.epoch_len > 0 else self.get_samples_number()
 
     def describe_sample(self, index: int) -> str:
-        """A short name of a sample for error messages (subclasses give the image id)."""
+        """A short name of a sample for error messages: ``image '<id>'`` where :meth:`image_id` knows it."""
         try:
-            text = repr(self.dataset_samples[index])
+            image_id = self.image_id(index)
+            text = repr(self.dataset_samples[index]) if image_id is None else f"image {image_id!r}"
         except (IndexError, KeyError, TypeError):
             return "?"
         return text if len(text) <= 80 else text[:77] + "..."
+
+    def image_id(self, index: int) -> Optional[str]:
+        """The image id of sample ``index`` (None: the dataset has none, the sample entry names it)."""
+        return None
 
     # -- training ------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ def error_distance_maps(pred: np.ndarray, gt: np.ndarray, pred_thresh: float = 0
 
 
 def get_rough_next_points(pred: torch.Tensor, gt: torch.Tensor, points: np.ndarray, pos_counts: np.ndarray,
-                          neg_counts: np.ndarray, pred_thresh: float = 0.49, num_points: int = 24) -> np.ndarray:
+                          neg_counts: np.ndarray, num_points: int, pred_thresh: float = 0.49) -> np.ndarray:
     """Add at most one simulated click per sample, in place, and return ``points``.
 
     Args:

@@ -9,6 +9,7 @@ from torch import nn
 
 from isegm.engine.click_simulation import error_distance_maps, get_rough_next_points
 from isegm.engine.optimizer import get_optimizer
+from isegm.engine.recipe import NUM_MAX_POINTS
 from isegm.engine.trainer import _checkpoint_interval, training_state_path
 from isegm.model.modifiers import LRMult
 from isegm.utils.exp import experiment_family, find_resume_folder, load_config, update_config
@@ -31,7 +32,7 @@ def test_no_error_no_click():
     gt[5:15, 5:20] = True
     points = empty_points()
     pos, neg = np.zeros(1, int), np.zeros(1, int)
-    get_rough_next_points(as_tensor(gt), as_tensor(gt), points, pos, neg)
+    get_rough_next_points(as_tensor(gt), as_tensor(gt), points, pos, neg, NUM_MAX_POINTS)
     assert (points == empty_points()).all() and pos[0] == 0 and neg[0] == 0
 
 
@@ -50,7 +51,7 @@ def test_single_error_type_gives_that_click_in_the_deep_part(positive):
     for _ in range(5):
         points = empty_points()
         pos, neg = np.zeros(1, int), np.zeros(1, int)
-        get_rough_next_points(as_tensor(pred), as_tensor(gt), points, pos, neg)
+        get_rough_next_points(as_tensor(pred), as_tensor(gt), points, pos, neg, NUM_MAX_POINTS)
         row = N - 1 if positive else 2 * N - 1
         y, x, order = points[0, row]
         assert order == 1 and (pos[0], neg[0]) == ((1, 0) if positive else (0, 1))
@@ -72,7 +73,7 @@ def test_click_type_probability_follows_error_sizes():
     for _ in range(400):
         points = empty_points()
         pos, neg = np.zeros(1, int), np.zeros(1, int)
-        get_rough_next_points(as_tensor(pred), as_tensor(gt), points, pos, neg)
+        get_rough_next_points(as_tensor(pred), as_tensor(gt), points, pos, neg, NUM_MAX_POINTS)
         draws.append(pos[0] == 1)
         # the FP square's depth is below half of the FN maximum: a drawn negative finds no candidate
         assert neg[0] == 0
@@ -85,11 +86,11 @@ def test_counters_fill_slots_backwards_and_caps_force_the_other_type():
     pred = np.zeros_like(gt, dtype=np.float32)  # only false negatives
     points = empty_points()
     pos, neg = np.array([2]), np.array([0])
-    get_rough_next_points(as_tensor(pred), as_tensor(gt), points, pos, neg)
+    get_rough_next_points(as_tensor(pred), as_tensor(gt), points, pos, neg, NUM_MAX_POINTS)
     assert pos[0] == 3 and points[0, N - 3, 2] == 3
     pos, neg = np.array([N - 1]), np.array([0])   # positives full: forced negative, no FP -> nothing
     before = points.copy()
-    get_rough_next_points(as_tensor(pred), as_tensor(gt), points, pos, neg)
+    get_rough_next_points(as_tensor(pred), as_tensor(gt), points, pos, neg, NUM_MAX_POINTS)
     assert (points == before).all() and pos[0] == N - 1 and neg[0] == 0
 
 
@@ -100,7 +101,7 @@ def test_batch_samples_are_independent():
     pred[1] = 0
     points = empty_points(2)
     pos, neg = np.zeros(2, int), np.zeros(2, int)
-    get_rough_next_points(torch.from_numpy(pred), torch.from_numpy(gt), points, pos, neg)
+    get_rough_next_points(torch.from_numpy(pred), torch.from_numpy(gt), points, pos, neg, NUM_MAX_POINTS)
     assert list(pos) == [0, 1] and points[0, N - 1, 0] == -1 and points[1, N - 1, 2] == 1
 
 

@@ -5,6 +5,7 @@ import torch
 from isegm.build import MODEL_REGISTRY
 from isegm.inference.utils import load_is_model
 from isegm.model.checkpoint import save_checkpoint
+from isegm.model.clicks import encode_clicks
 
 
 @pytest.fixture(scope="module")
@@ -15,14 +16,6 @@ def model(tmp_path_factory):
     return load_is_model(path, "cpu")
 
 
-def _points(clicks, n):
-    """[(y, x, is_positive)] -> 1 x 2n x 3 (y, x, index), positives first, padded with -1."""
-    pos = [(y, x, i) for i, (y, x, p) in enumerate(clicks) if p]
-    neg = [(y, x, i) for i, (y, x, p) in enumerate(clicks) if not p]
-    pad = [(-1, -1, -1)]
-    return torch.tensor([pos + pad * (n - len(pos)) + neg + pad * (n - len(neg))], dtype=torch.float64)
-
-
 def test_first_and_later_click_480x640(model):
     h, w = 480, 640
     image = torch.cat([torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(1)), torch.zeros(1, 1, h, w)], 1)
@@ -30,7 +23,7 @@ def test_first_and_later_click_480x640(model):
     hook = model.feature_extractor.register_forward_hook(lambda *args: calls.append(1))
     try:
         with torch.no_grad():
-            out, ref = model(image, _points([(240, 320, True)], 1))
+            out, ref = model(image, encode_clicks([[(240, 320, True)]]))
             feature, lr_first = out["feature"], out["instances_lr"].clone()
             assert len(calls) == 1
             assert out["feature"].shape == (1, 96, h // 4, w // 4)
@@ -40,7 +33,7 @@ def test_first_and_later_click_480x640(model):
             assert ref["instances_refined"].shape == (1, 1, h, w)
             assert out["instances_lr"].shape == (1, 1, h // 4, w // 4)
             clicks = [(240, 320, True), (100, 500, False), (400, 100, True)]
-            out2, ref2 = model(image, _points(clicks, 2), out)
+            out2, ref2 = model(image, encode_clicks([clicks]), out)
     finally:
         hook.remove()
     assert len(calls) == 1  # no backbone on the later click
@@ -56,7 +49,7 @@ def test_later_clicks_beyond_the_first_do_not_reach_the_backbone(model):
     """Only click index 0 (if positive) enters the backbone: more clicks, same backbone output."""
     image = torch.cat([torch.rand(1, 3, 96, 128), torch.zeros(1, 1, 96, 128)], 1)
     with torch.no_grad():
-        one, _ = model(image, _points([(40, 60, True)], 1))
-        many, _ = model(image, _points([(40, 60, True), (10, 10, False), (80, 100, True)], 2))
+        one, _ = model(image, encode_clicks([[(40, 60, True)]]))
+        many, _ = model(image, encode_clicks([[(40, 60, True), (10, 10, False), (80, 100, True)]]))
     assert torch.equal(one["feature"], many["feature"])
     assert torch.equal(one["instances"], many["instances"])

@@ -75,11 +75,8 @@ class CocoLvisDataset(ISDataset):
             self.dataset_samples = [item for item in self.dataset_samples if item[0] in allowed]
         self._require_samples(anno_path)
 
-    def describe_sample(self, index: int) -> str:
-        try:
-            return f"image {self.dataset_samples[index][0]!r}"
-        except (IndexError, TypeError):
-            return "?"
+    def image_id(self, index: int) -> str:
+        return self.dataset_samples[index][0]
 
     def get_sample(self, index: int) -> DSample:
         image_id, info = self.dataset_samples[index]

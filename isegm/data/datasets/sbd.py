@@ -76,11 +76,8 @@ class SBDDataset(_SBDLayout):
         self._buggy_mask_thresh = buggy_mask_thresh
         self._buggy_objects: Dict[int, List[int]] = {}
 
-    def describe_sample(self, index: int) -> str:
-        try:
-            return f"image {self.dataset_samples[index]!r}"
-        except (IndexError, TypeError):
-            return "?"
+    def image_id(self, index: int) -> str:
+        return self.dataset_samples[index]
 
     def get_sample(self, index: int) -> DSample:
         name = self.dataset_samples[index]
