@@ -20,6 +20,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from isegm.utils.errors import MissingFileError
 from isegm.utils.exp import init_experiment  # noqa: E402
 from isegm.utils.malloc import retain_freed_memory  # noqa: E402
 
@@ -60,7 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def load_module(script_path: str):
     path = Path(script_path)
     if not path.is_file():
-        raise FileNotFoundError(f"model script not found: {script_path!r}")
+        raise MissingFileError(f"model script not found: {script_path!r}")
     spec = importlib.util.spec_from_file_location("model_script", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -16,7 +16,7 @@ import torch
 from isegm.model.checkpoint import load_weights, prepare_for_inference, read_checkpoint
 from isegm.model.is_model import ISModel
 from isegm.model.variants import VARIANTS, get_variant, variant_of
-from isegm.utils.errors import CheckpointError
+from isegm.utils.errors import CheckpointError, MissingFileError
 
 __all__ = ["build_emc_click", "list_models", "load_imagenet_weights", "MODEL_REGISTRY"]
 
@@ -75,7 +75,7 @@ def load_imagenet_weights(model: ISModel, path: Optional[str], key: str = "") ->
         logger.warning("%s is empty: the backbone keeps its random initialisation", where)
         return
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{where} points to {path!r}, which does not exist")
+        raise MissingFileError(f"{where} points to {path!r}, which does not exist")
     report = model.feature_extractor.load_pretrained_weights(path)
     logger.info("%s: loaded %d tensors from %s, skipped %d", where, len(report.loaded), path,
                 len(report.skipped))

@@ -26,6 +26,7 @@ from isegm.inference.predictors import get_predictor
 from isegm.inference.utils import get_dataset, load_is_model
 from isegm.model.refiner import ATTENTION
 from isegm.utils import distributed as du
+from isegm.utils.errors import InputError, MissingFileError
 from isegm.utils.exp import load_config_file
 from isegm.utils.malloc import retain_freed_memory
 
@@ -82,7 +83,7 @@ def infer_size(eval_mode: str, dataset_name: str, override: int = None) -> int:
         return 576 if dataset_name == "DAVIS" else 384
     if eval_mode == "cvpr":
         return 600 if dataset_name == "DAVIS" else 400
-    raise ValueError(f"--eval-mode {eval_mode!r} is not supported by EMC-Click (use 'emc-click' or 'cvpr')")
+    raise InputError(f"--eval-mode {eval_mode!r} is not supported by EMC-Click (use 'emc-click' or 'cvpr')")
 
 
 def find_checkpoint(folder: str, name: str) -> Path:
@@ -90,11 +91,11 @@ def find_checkpoint(folder: str, name: str) -> Path:
     if name.endswith(".pth"):
         path = Path(name) if Path(name).exists() else Path(folder) / name
         if not path.exists():
-            raise FileNotFoundError(f"checkpoint {name!r} not found (looked at {name} and {path})")
+            raise MissingFileError(f"checkpoint {name!r} not found (looked at {name} and {path})")
         return path
     matches = sorted(Path(folder).rglob(f"{name}*.pth"))
     if len(matches) != 1:
-        raise FileNotFoundError(f"checkpoint {name!r}: expected one {name}*.pth under {folder!r}, found {len(matches)}")
+        raise MissingFileError(f"checkpoint {name!r}: expected one {name}*.pth under {folder!r}, found {len(matches)}")
     return matches[0]
 
 
@@ -107,7 +108,7 @@ def checkpoints_and_logs(args, cfg):
     exp = Path(cfg.EXPS_PATH) / rel
     checkpoints = sorted((exp / "checkpoints").glob(f"{prefix}*.pth"), reverse=True)
     if not checkpoints:
-        raise FileNotFoundError(f"no checkpoints matching {prefix}*.pth in {exp / 'checkpoints'}")
+        raise MissingFileError(f"no checkpoints matching {prefix}*.pth in {exp / 'checkpoints'}")
     logs_prefix = (checkpoints[0].stem if len(checkpoints) == 1 else f"all_{prefix}") if prefix else "all_checkpoints"
     return checkpoints, logs_root / exp.relative_to(cfg.EXPS_PATH), logs_prefix
 

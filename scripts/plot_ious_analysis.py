@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from isegm.utils.errors import InputError, MissingFileError
 from isegm.utils.pickles import safe_pickle_load
 
 SUMMARY_CLICKS = (1, 3, 5, 10, 20)
@@ -67,16 +68,16 @@ def read_results(path: Path) -> Tuple[str, str, List[np.ndarray]]:
     if isinstance(data, dict):
         missing = {"dataset_name", "model_name", "all_ious"} - set(data)
         if missing:
-            raise ValueError(f"{path}: an --iou-analysis pickle needs the keys {sorted(missing)}")
+            raise InputError(f"{path}: an --iou-analysis pickle needs the keys {sorted(missing)}")
         dataset, model, all_ious = str(data["dataset_name"]), str(data["model_name"]), data["all_ious"]
     elif isinstance(data, (list, tuple)):
         (dataset, model), all_ious = names_from_path(path), data
     else:
-        raise ValueError(f"{path}: expected a dict (--iou-analysis) or a list of arrays (--save-ious), "
+        raise InputError(f"{path}: expected a dict (--iou-analysis) or a list of arrays (--save-ious), "
                          f"got {type(data).__name__}")
     arrays = [np.asarray(x, dtype=np.float64).reshape(-1) for x in all_ious]
     if not arrays or any(a.size == 0 for a in arrays):
-        raise ValueError(f"{path}: no samples, or a sample with no click")
+        raise InputError(f"{path}: no samples, or a sample with no click")
     return dataset, model, arrays
 
 
@@ -92,7 +93,7 @@ def expand_files(patterns: Sequence[str]) -> List[Path]:
     for pattern in patterns:
         matches = sorted(glob.glob(pattern, recursive=True)) or ([pattern] if Path(pattern).is_file() else [])
         if not matches:
-            raise FileNotFoundError(f"no file matches {pattern!r}")
+            raise MissingFileError(f"no file matches {pattern!r}")
         files.extend(Path(m) for m in matches if Path(m) not in files)
     return files
 

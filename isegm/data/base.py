@@ -12,13 +12,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from isegm.utils.errors import DataError, EMCClickError, InputError, MissingFileError
 from isegm.utils.pickles import safe_pickle_load
 
 from .points_sampler import BasePointSampler
 from .sample import DSample
 
 
-class SampleLoadError(RuntimeError):
+class SampleLoadError(DataError):
     """A sample of a dataset could not be read or processed; the message names the dataset and the sample."""
 
 
@@ -116,7 +117,7 @@ class ISDataset(Dataset, abc.ABC):
         a RuntimeError is raised.
         """
         if self.points_sampler is None:
-            raise RuntimeError(f"{self.name} dataset: no points_sampler was given, so dataset[{index}] (training "
+            raise DataError(f"{self.name} dataset: no points_sampler was given, so dataset[{index}] (training "
                                "access) cannot pick a target and clicks; pass points_sampler=..., e.g. "
                                "isegm.engine.recipe.first_point_sampler()")
         num_samples = self.get_samples_number()
@@ -135,14 +136,16 @@ class ISDataset(Dataset, abc.ABC):
             try:
                 output = self._make_training_sample(index)
             except Exception as exc:
+                # The project's own errors already say what is wrong; others get their type named.
+                cause = str(exc) if isinstance(exc, EMCClickError) else f"{type(exc).__name__}: {exc}"
                 raise SampleLoadError(f"{self.name} dataset: sample {index} ({self.describe_sample(index)}) "
-                                      f"failed: {type(exc).__name__}: {exc}") from exc
+                                      f"failed: {cause}") from exc
             if output is not None:
                 return output
             # Rejected. The original draws randint(len - 1) here (never the last sample; kept, but
             # a one-sample dataset retries its only sample instead of crashing).
             index = int(np.random.randint(max(num_samples - 1, 1)))
-        raise RuntimeError(f"{self.name} dataset: no acceptable training sample in {self.max_sample_attempts} "
+        raise DataError(f"{self.name} dataset: no acceptable training sample in {self.max_sample_attempts} "
                            f"attempts: every sample drawn had no object of at least {self.min_object_area} pixels "
                            f"after augmentation, or a target mask of at most {self.min_mask_area} pixels or at "
                            f"least {self.max_mask_area_ratio} of the crop (check the data, min_object_area and "
@@ -219,24 +222,24 @@ class ISDataset(Dataset, abc.ABC):
         scores = safe_pickle_load(path, f"{self.name} dataset: samples scores")
         probs = np.array([(1.0 - float(item[2])) ** gamma for item in scores], dtype=np.float64)
         if probs.size == 0 or probs.sum() <= 0:
-            raise ValueError(f"{self.name} dataset: samples scores {path} give no sample a positive weight")
+            raise InputError(f"{self.name} dataset: samples scores {path} give no sample a positive weight")
         return {"indices": [int(item[0]) for item in scores], "probs": probs / probs.sum()}
 
     # -- helpers for the constructors of subclasses --------------------------------------------
 
     def _require_dir(self, path: Path, what: str = "folder") -> Path:
         if not path.is_dir():
-            raise FileNotFoundError(f"{self.name} dataset: {what} not found: {path}")
+            raise MissingFileError(f"{self.name} dataset: {what} not found: {path}")
         return path
 
     def _require_file(self, path: Path, what: str = "file") -> Path:
         if not path.is_file():
-            raise FileNotFoundError(f"{self.name} dataset: {what} not found: {path}")
+            raise MissingFileError(f"{self.name} dataset: {what} not found: {path}")
         return path
 
     def _require_samples(self, where: Path) -> None:
         if not self.dataset_samples:
-            raise ValueError(f"{self.name} dataset: no samples found in {where}")
+            raise InputError(f"{self.name} dataset: no samples found in {where}")
 
     def _list_instances(self, list_path: Path, annotation_path, read_labels, skip_labels, what: str) -> None:
         """Samples ``(image id, label)`` for every id of a split list and every label of its annotation.
@@ -248,7 +251,7 @@ class ISDataset(Dataset, abc.ABC):
         for name in self._read_id_list(list_path):
             path = annotation_path(name)
             if not path.is_file():
-                raise FileNotFoundError(f"{self.name} dataset: no {what} {path} for image {name!r} "
+                raise MissingFileError(f"{self.name} dataset: no {what} {path} for image {name!r} "
                                         f"listed in {list_path}")
             self._require_file(self._images_path / f"{name}.jpg", f"image of {name!r} (listed in {list_path})")
             samples.extend((name, int(label)) for label in np.unique(read_labels(path)) if label not in skip_labels)
@@ -274,7 +277,7 @@ class ISDataset(Dataset, abc.ABC):
         masks = {p.stem: p for p in sorted(masks_dir.glob("*.*")) if p.is_file()}
         for name in names:
             if name.split(".")[0] not in masks:
-                raise FileNotFoundError(f"{self.name} dataset: no mask for image {images_dir / name}: expected "
+                raise MissingFileError(f"{self.name} dataset: no mask for image {images_dir / name}: expected "
                                         f"{masks_dir / name.split('.')[0]}.<ext>")
         return names, {name: masks[name.split(".")[0]] for name in names}
 
@@ -282,5 +285,5 @@ class ISDataset(Dataset, abc.ABC):
 def check_same_size(image: np.ndarray, mask: np.ndarray, image_path, mask_path) -> None:
     """Raise ValueError when an image and its mask differ in height or width."""
     if image.shape[:2] != mask.shape[:2]:
-        raise ValueError(f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its mask {mask_path} "
+        raise InputError(f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its mask {mask_path} "
                          f"is {mask.shape[1]}x{mask.shape[0]}")

@@ -9,6 +9,8 @@ from typing import List, Optional
 import cv2
 import numpy as np
 
+from isegm.utils.errors import InputError
+
 from .sample import DSample
 
 EMPTY_POINT = (-1, -1, -1)
@@ -113,7 +115,7 @@ class FirstPointSampler(BasePointSampler):
                                       "use soft masks)")
         neg_probs = [negative_bg_prob, negative_other_prob, negative_border_prob]
         if not math.isclose(sum(neg_probs), 1.0):
-            raise ValueError(f"FirstPointSampler: negative_bg/other/border_prob must sum to 1, got {neg_probs}")
+            raise InputError(f"FirstPointSampler: negative_bg/other/border_prob must sum to 1, got {neg_probs}")
         self.max_num_points = max_num_points
         self.prob_gamma = prob_gamma
         self.expand_ratio = expand_ratio

@@ -6,6 +6,8 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from isegm.utils.errors import InputError
+
 ObjectRef = Union[int, Tuple[int, int]]
 
 
@@ -40,7 +42,7 @@ class DSample:
             encoded_masks = encoded_masks[:, :, np.newaxis]
         self._encoded_masks = encoded_masks
         if objects is not None and objects_ids is not None:
-            raise ValueError("DSample takes either objects (a tree) or objects_ids (a flat list), not both")
+            raise InputError("DSample takes either objects (a tree) or objects_ids (a flat list), not both")
         if objects is not None:
             self._objects = self._checked_tree(objects)
         else:
@@ -57,7 +59,7 @@ class DSample:
                 refs.append((int(ref[0]), int(ref[1])))
             else:
                 if self._encoded_masks.shape[2] != 1:
-                    raise ValueError(f"object id {ref!r} needs a (layer, value) pair: the sample has "
+                    raise InputError(f"object id {ref!r} needs a (layer, value) pair: the sample has "
                                      f"{self._encoded_masks.shape[2]} mask layers")
                 refs.append((0, int(ref)))
         return refs
@@ -67,11 +69,11 @@ class DSample:
         num_layers = self._encoded_masks.shape[2]
         for obj_id, info in tree.items():
             if not isinstance(info, dict) or "mapping" not in info:
-                raise ValueError(f"object {obj_id!r} of sample {self.sample_id}: expected a dict with a 'mapping' "
+                raise InputError(f"object {obj_id!r} of sample {self.sample_id}: expected a dict with a 'mapping' "
                                  f"(layer, value), got {info!r}")
             layer, value = info["mapping"]
             if not 0 <= int(layer) < num_layers:
-                raise ValueError(f"object {obj_id!r} of sample {self.sample_id} maps to layer {layer}, but the sample "
+                raise InputError(f"object {obj_id!r} of sample {self.sample_id} maps to layer {layer}, but the sample "
                                  f"has {num_layers} mask layers")
             info["mapping"] = (int(layer), int(value))
             info.setdefault("parent", None)
@@ -115,7 +117,7 @@ class DSample:
     def gt_mask(self) -> np.ndarray:
         """HxW int32 mask of the sample's single object (1 object, 0 background, -1 ignore)."""
         if len(self._objects) != 1:
-            raise ValueError(f"gt_mask needs exactly one object, sample {self.sample_id} has {len(self._objects)}")
+            raise InputError(f"gt_mask needs exactly one object, sample {self.sample_id} has {len(self._objects)}")
         return self.get_object_mask(self.objects_ids[0])
 
     def __len__(self) -> int:

@@ -7,6 +7,8 @@ import albumentations as A
 import cv2
 import numpy as np
 
+from isegm.utils.errors import InputError
+
 __all__ = ["UniformRandomResize", "reseed_augmentator", "resize", "train_augmentator", "val_augmentator"]
 
 
@@ -46,7 +48,7 @@ class UniformRandomResize(A.DualTransform):
         super().__init__(p=p)
         low, high = scale_range
         if not 0 < low <= high:
-            raise ValueError(f"UniformRandomResize: scale_range must be 0 < low <= high, got {scale_range}")
+            raise InputError(f"UniformRandomResize: scale_range must be 0 < low <= high, got {scale_range}")
         self.scale_range = (float(low), float(high))
         self.interpolation = interpolation
 

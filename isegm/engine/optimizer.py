@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from isegm.utils.errors import InputError
+
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
@@ -16,7 +18,7 @@ def get_optimizer(model: nn.Module, opt_name: str, opt_kwargs: dict,
     ``lr * lr_mult`` (the backbone's 0.1); the others take ``opt_kwargs['lr']``.
     """
     if opt_name.lower() not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {opt_name!r}; choose one of {sorted(OPTIMIZERS)}")
+        raise InputError(f"unknown optimizer {opt_name!r}; choose one of {sorted(OPTIMIZERS)}")
     groups = []
     base_lr = opt_kwargs["lr"]
     multiplied = {}

@@ -20,6 +20,7 @@ from isegm.model.is_model import ISModel
 from isegm.model.losses import WFNL, NormalizedFocalLossSigmoid, SigmoidBinaryCrossEntropyLoss
 from isegm.model.metrics import AdaptiveIoU
 from isegm.model.variants import get_variant
+from isegm.utils.errors import ConfigKeyError
 
 NUM_EPOCHS = 230
 EPOCH_LEN = 30000
@@ -86,7 +87,7 @@ def train(model, cfg, model_cfg, lr: float, aux_loss_weight: float = 0.0) -> Non
     The original also built a COCO+LVIS validation loader that nothing used; it is not built here.
     """
     if not cfg.get("LVIS_v1_PATH"):
-        raise KeyError("config.yml has no LVIS_v1_PATH: set it to the COCO+LVIS dataset root "
+        raise ConfigKeyError("config.yml has no LVIS_v1_PATH: set it to the COCO+LVIS dataset root "
                        "(with train/hannotation.pickle, train/images, train/masks)")
     trainset = CocoLvisDataset(cfg.LVIS_v1_PATH, split="train", augmentator=train_augmentator(model_cfg.crop_size),
                                min_object_area=1000, keep_background_prob=0.0,

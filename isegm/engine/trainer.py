@@ -25,6 +25,7 @@ from isegm.engine.click_simulation import simulate_corrections
 from isegm.engine.optimizer import get_optimizer
 from isegm.model.checkpoint import CheckpointError, load_weights, read_checkpoint, save_checkpoint
 from isegm.utils import distributed as du
+from isegm.utils.errors import InputError, MissingFileError
 from isegm.utils.log import SummaryWriterAvg, TqdmToLogger
 from isegm.utils.torch_files import atomic_save, read_torch_file
 from isegm.utils.vis import save_training_panels
@@ -88,11 +89,11 @@ class TrainerConfig:
         batch = self.batch_size
         if self.distributed:
             if batch < world_size:
-                raise ValueError(f"--batch-size {batch} is the global batch: it must be at least the number "
+                raise InputError(f"--batch-size {batch} is the global batch: it must be at least the number "
                                  f"of processes ({world_size})")
             batch //= world_size
         if batch < 2:
-            raise ValueError(f"the batch per process is {batch}: the networks' batch norms need at least 2 "
+            raise InputError(f"the batch per process is {batch}: the networks' batch norms need at least 2 "
                              "samples per process in training (raise --batch-size)")
         return batch
 
@@ -184,7 +185,7 @@ class ISTrainer:
         else:
             sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
         if len(dataset) // du.get_world_size() < batch_size:
-            raise ValueError(f"{type(dataset).__name__}: {len(dataset)} samples per epoch cannot fill one batch "
+            raise InputError(f"{type(dataset).__name__}: {len(dataset)} samples per epoch cannot fill one batch "
                              f"of {batch_size} per process (raise --epoch-len or lower --batch-size)")
         return DataLoader(dataset, batch_size, sampler=sampler, drop_last=True,
                           pin_memory=self.device.type == "cuda", num_workers=self.config.workers,
@@ -229,7 +230,7 @@ class ISTrainer:
         found = sorted(p for p in folder.glob(f"{prefix}*.pth") if not p.name.endswith(STATE_SUFFIX))
         if len(found) != 1:
             names = ", ".join(p.name for p in found) or "none"
-            raise FileNotFoundError(f"--resume-exp: expected one checkpoint {folder}/{prefix}*.pth "
+            raise MissingFileError(f"--resume-exp: expected one checkpoint {folder}/{prefix}*.pth "
                                     f"(--resume-prefix {prefix!r}), found {names}")
         path = found[0]
         load_weights(model, read_checkpoint(path))

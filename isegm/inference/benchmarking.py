@@ -24,6 +24,7 @@ from isegm.inference.evaluation import evaluate_sample
 from isegm.model.clicks import encode_clicks
 from isegm.model.is_model import ISModel
 from isegm.model.refiner import ATTENTION
+from isegm.utils.errors import InputError
 
 Click = Tuple[float, float, bool]
 
@@ -36,9 +37,9 @@ def parse_size(text: str, multiple: int = 1) -> Tuple[int, int]:
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ValueError(f"size {text!r}: expected HxW, e.g. 384x512") from None
+        raise InputError(f"size {text!r}: expected HxW, e.g. 384x512") from None
     if height % multiple or width % multiple:
-        raise ValueError(f"size {text}: height and width must be multiples of {multiple}")
+        raise InputError(f"size {text}: height and width must be multiples of {multiple}")
     return height, width
 
 

@@ -22,6 +22,7 @@ from isegm.inference.clicker import Click
 from isegm.model.clicks import encode_clicks
 from isegm.model.is_model import Correction, ImageEmbedding
 from isegm.model.refiner import ATTENTION
+from isegm.utils.errors import InputError
 
 __all__ = ["EMCClickPredictor", "inference_size"]
 
@@ -71,7 +72,7 @@ class EMCClickPredictor:
     def __init__(self, model: torch.nn.Module, device: Union[str, torch.device] = "cpu", with_flip: bool = True,
                  infer_size: int = 384, net_clicks_limit: Optional[int] = None, attention: str = "exact"):
         if attention not in ATTENTION:
-            raise ValueError(f"attention must be one of {ATTENTION}, got {attention!r}")
+            raise InputError(f"attention must be one of {ATTENTION}, got {attention!r}")
         if model.training:
             logger.warning("EMCClickPredictor: the model was in train mode; switching it to eval mode "
                            "(train-mode batch norm would use and update batch statistics on every click)")
@@ -233,13 +234,13 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise ValueError(f"image must be H x W x 3 RGB (or H x W grayscale), got shape {image.shape}")
+        raise InputError(f"image must be H x W x 3 RGB (or H x W grayscale), got shape {image.shape}")
     if image.shape[2] == 4:
         image = image[..., :3]  # drop alpha
     if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 RGB, got dtype {image.dtype}")
+        raise InputError(f"image must be uint8 RGB, got dtype {image.dtype}")
     if min(image.shape[:2]) < 4:
-        raise ValueError(f"image is too small: {image.shape[:2]}")
+        raise InputError(f"image is too small: {image.shape[:2]}")
     return image
 
 
@@ -249,7 +250,7 @@ def _as_click(click: ClickLike, index: int) -> Click:
     try:
         y, x, positive = click
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"click {index} must be a Click or a (y, x, is_positive) tuple, got {click!r}") from exc
+        raise InputError(f"click {index} must be a Click or a (y, x, is_positive) tuple, got {click!r}") from exc
     return Click(is_positive=bool(positive), coords=(y, x), indx=index)
 
 

@@ -19,6 +19,7 @@ from isegm.data.datasets import (
 )
 from isegm.inference.metrics import compute_noc_metric, get_iou, get_results_table
 from isegm.model.checkpoint import model_from_checkpoint, read_checkpoint
+from isegm.utils.errors import ConfigKeyError, InputError
 from isegm.utils.torch_files import read_torch_file
 
 # RITM's public names live in this module.
@@ -85,7 +86,7 @@ def get_dataset(dataset_name: str, cfg) -> ISDataset:
         KeyError: the config has no (or an empty) entry for the dataset's root folder.
     """
     if dataset_name not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset_name!r}; known datasets: {', '.join(DATASETS)}")
+        raise InputError(f"unknown dataset {dataset_name!r}; known datasets: {', '.join(DATASETS)}")
     dataset_class, cfg_key, kwargs = DATASETS[dataset_name]
     get = cfg.get if isinstance(cfg, Mapping) else (lambda key: getattr(cfg, key, None))
     if cfg_key is None:
@@ -94,6 +95,6 @@ def get_dataset(dataset_name: str, cfg) -> ISDataset:
         return dataset_class(**kwargs, **({"num_images": int(num_images)} if num_images else {}))
     path = get(cfg_key)
     if path is None or str(path) == "":
-        raise KeyError(f"dataset {dataset_name!r} needs the key {cfg_key} (its root folder) in config.yml, "
+        raise ConfigKeyError(f"dataset {dataset_name!r} needs the key {cfg_key} (its root folder) in config.yml, "
                        "which is missing or empty")
     return dataset_class(path, **kwargs)

@@ -5,6 +5,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
+from isegm.utils.errors import InputError
+
 ClickTuple = Union[Tuple[float, float, bool], Tuple[float, float, bool, int]]
 """``(y, x, is_positive)`` or ``(y, x, is_positive, index)`` in network-input pixels."""
 
@@ -33,6 +35,6 @@ def encode_clicks(batch: Sequence[Sequence[ClickTuple]], num: Optional[int] = No
     need = max([1] + [max(len(p), len(n)) for p, n in rows])
     num = need if num is None else num
     if num < need:
-        raise ValueError(f"encode_clicks: num={num} slots per sign cannot hold {need} clicks")
+        raise InputError(f"encode_clicks: num={num} slots per sign cannot hold {need} clicks")
     return torch.tensor([p + [PAD] * (num - len(p)) + n + [PAD] * (num - len(n)) for p, n in rows],
                         dtype=dtype, device=device)

@@ -7,6 +7,8 @@ from typing import Any, Dict
 import torch
 import torch.distributed as dist
 
+from isegm.utils.errors import InputError
+
 
 def local_rank_from_env(argv_local_rank: int = 0) -> int:
     """The local rank: ``LOCAL_RANK`` (torchrun, and launch >= 2.0) wins over ``--local-rank``."""
@@ -38,7 +40,7 @@ def get_rank() -> int:
     try:
         return int(value) if value.strip() else 0
     except ValueError:
-        raise ValueError(f"environment variable RANK must be an integer, got {value!r}") from None
+        raise InputError(f"environment variable RANK must be an integer, got {value!r}") from None
 
 
 def get_world_size() -> int:

@@ -13,6 +13,7 @@ import yaml
 from easydict import EasyDict
 
 from isegm.utils import distributed as du
+from isegm.utils.errors import ConfigKeyError, InputError, MissingFileError
 
 
 def load_config_file(config_path, model_name: Optional[str] = None, return_edict: bool = True):
@@ -23,11 +24,11 @@ def load_config_file(config_path, model_name: Optional[str] = None, return_edict
     """
     path = Path(config_path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {os.fspath(path)!r} (pass --config-path)")
+        raise MissingFileError(f"config file not found: {os.fspath(path)!r} (pass --config-path)")
     with open(path) as f:
         cfg = yaml.safe_load(f) or {}
     if not isinstance(cfg, dict):
-        raise ValueError(f"config file {os.fspath(path)!r} must hold a mapping of keys, not {type(cfg).__name__}")
+        raise InputError(f"config file {os.fspath(path)!r} must hold a mapping of keys, not {type(cfg).__name__}")
     subconfigs = cfg.pop("SUBCONFIGS", None) or {}
     if model_name is not None and model_name in subconfigs:
         cfg.update(subconfigs[model_name])
@@ -59,7 +60,7 @@ def load_config(model_path, config_path=None) -> EasyDict:
             break
         folder = folder.parent
     if not cfg:
-        raise FileNotFoundError(f"no config.yml found between {model_path.parent} and {cwd} "
+        raise MissingFileError(f"no config.yml found between {model_path.parent} and {cwd} "
                                 "(run from the repository root or pass --config-path)")
     return EasyDict(cfg)
 
@@ -76,7 +77,7 @@ def experiment_family(model_path: Path, model_name: str) -> list:
     """``models/emcclick/x.py`` -> ``['emcclick', model_name]``: the script's folders below ``models``."""
     parts = model_path.resolve().parent.parts
     if "models" not in parts:
-        raise ValueError(f"model script {model_path} must live under a folder named 'models' "
+        raise InputError(f"model script {model_path} must live under a folder named 'models' "
                          "(its experiment folder is named after the folders below it)")
     below = parts[len(parts) - parts[::-1].index("models"):]
     return [*below, model_name]
@@ -92,7 +93,7 @@ def find_resume_folder(parent: Path, prefix: str) -> Path:
     matches = sorted(p for p in parent.glob(f"{prefix}*") if p.is_dir())
     if len(matches) != 1:
         found = ", ".join(p.name for p in matches) or "none"
-        raise FileNotFoundError(f"--resume-exp {prefix!r}: expected exactly one folder {parent}/{prefix}*, "
+        raise MissingFileError(f"--resume-exp {prefix!r}: expected exactly one folder {parent}/{prefix}*, "
                                 f"found {found}")
     return matches[0]
 
@@ -156,7 +157,7 @@ def init_experiment(args, model_name: str) -> EasyDict:
     update_config(cfg, args)
     init_distributed(cfg)
     if "EXPS_PATH" not in cfg:
-        raise KeyError("the config has no EXPS_PATH (where experiment folders are written); add it to config.yml")
+        raise ConfigKeyError("the config has no EXPS_PATH (where experiment folders are written); add it to config.yml")
     parent = Path(cfg.EXPS_PATH).joinpath(*experiment_family(model_path, model_name))
     exp_path, error = None, None
     if cfg.rank == 0:

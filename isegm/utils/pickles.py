@@ -16,7 +16,9 @@ from typing import IO, Any, Dict, Tuple
 
 import numpy as np
 
-__all__ = ["UnsafePickleError", "safe_pickle_load"]
+from isegm.utils.errors import EMCClickError, MissingFileError
+
+__all__ = ["PickleFileError", "UnsafePickleError", "safe_pickle_load"]
 
 _BUILTIN_TYPES = ("dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str", "bytes",
                   "bytearray")
@@ -24,7 +26,11 @@ _BUILTIN_TYPES = ("dict", "list", "tuple", "set", "frozenset", "int", "float", "
 _RENAMED_MODULES = {"__builtin__": "builtins"}
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class PickleFileError(EMCClickError, pickle.UnpicklingError):
+    """A pickle file that is not a valid pickle (the message names the file)."""
+
+
+class UnsafePickleError(PickleFileError):
     """A pickle names a class or function outside the allowed builtins and numpy names (the message names the file)."""
 
 
@@ -79,11 +85,11 @@ def safe_pickle_load(path: str | os.PathLike, what: str = "pickle") -> Any:
     path = os.fspath(path)
     source = f"{what} {path}"
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} not found: {path}")
+        raise MissingFileError(f"{what} not found: {path}")
     with open(path, "rb") as f:
         try:
             return _RestrictedUnpickler(f, source).load()
         except UnsafePickleError:
             raise
         except Exception as exc:  # EOFError, ValueError, ...: whatever a corrupt stream makes pickle raise
-            raise pickle.UnpicklingError(f"{source} is not a valid pickle: {type(exc).__name__}: {exc}") from exc
+            raise PickleFileError(f"{source} is not a valid pickle: {type(exc).__name__}: {exc}") from exc

@@ -10,7 +10,7 @@ from typing import Any, Union
 
 import torch
 
-from isegm.utils.errors import CheckpointError
+from isegm.utils.errors import CheckpointError, MissingFileError
 
 __all__ = ["CheckpointError", "PathLike", "read_torch_file", "atomic_save", "load_matching", "PretrainedReport"]
 
@@ -35,7 +35,7 @@ def read_torch_file(path: PathLike, what: str = "checkpoint") -> Any:
     if os.path.isdir(path):
         raise CheckpointError(f"{what} {path!r} is a folder, not a file")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} file not found: {path!r}")
+        raise MissingFileError(f"{what} file not found: {path!r}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

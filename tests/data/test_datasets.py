@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 import pytest
 import scipy.io
+from PIL import Image
 
 from isegm.data.base import ISDataset
 from isegm.data.datasets import (
@@ -18,6 +19,7 @@ from isegm.data.datasets import (
 from isegm.data.image_io import read_image_rgb, read_mask
 from isegm.data.sample import DSample
 from isegm.inference.utils import DATASETS, get_dataset
+from isegm.utils.errors import InputError
 
 H, W = 6, 8
 BGR_PIXEL = (10, 20, 30)  # written as B, G, R; must come back as R, G, B = 30, 20, 10
@@ -394,10 +396,50 @@ def test_read_image_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"image file not found: .*missing\.png"):
         read_image_rgb(tmp_path / "missing.png")
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(FileNotFoundError, match=r"could not be read .*broken\.jpg"):
+    with pytest.raises(ValueError, match=r"image file .*broken\.jpg is not an image OpenCV can decode"):
         read_image_rgb(tmp_path / "broken.jpg")
     with pytest.raises(FileNotFoundError, match=r"mask file not found: .*missing\.png"):
         read_mask(tmp_path / "missing.png")
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_truncated_image_is_an_error(tmp_path, ext):
+    """OpenCV decodes half a JPEG and only prints libjpeg's warning: the warning is an error here."""
+    image = (np.random.default_rng(0).random((120, 160, 3)) * 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / f"full{ext}"), image)
+    blob = (tmp_path / f"full{ext}").read_bytes()
+    (tmp_path / f"half{ext}").write_bytes(blob[: len(blob) // 2])
+    assert read_image_rgb(tmp_path / f"full{ext}").shape == (120, 160, 3)
+    with pytest.raises(InputError, match=rf"image file .*half\{ext} (is truncated or corrupt|is not an image)"):
+        read_image_rgb(tmp_path / f"half{ext}")
+    with pytest.raises(InputError, match=rf"mask file .*half\{ext}"):
+        read_mask(tmp_path / f"half{ext}")
+    assert read_image_rgb(tmp_path / f"full{ext}").shape == (120, 160, 3)   # stderr is given back
+
+
+def test_masks_are_read_by_value(tmp_path):
+    labels = np.zeros((20, 30), np.uint16)
+    labels[5:10, 5:10] = 1
+    cv2.imwrite(str(tmp_path / "m16.png"), labels)
+    mask = read_mask(tmp_path / "m16.png")
+    assert mask.dtype == np.uint8 and mask.shape == (20, 30, 3)
+    assert np.array_equal(mask[:, :, 0], labels.astype(np.uint8))    # the original's 8-bit read gives all zeros
+    labels[0, 0] = 300
+    cv2.imwrite(str(tmp_path / "wide.png"), labels)
+    with pytest.raises(InputError, match=r"wide\.png is 16-bit with values up to 300"):
+        read_mask(tmp_path / "wide.png")
+    # 8-bit gray, colour and palette masks read exactly as cv2.imread(path) (the original)
+    gray = np.zeros((20, 30), np.uint8)
+    gray[3:7] = 255
+    cv2.imwrite(str(tmp_path / "gray.png"), gray)
+    colour = np.zeros((20, 30, 3), np.uint8)
+    colour[2:5] = (10, 200, 30)
+    cv2.imwrite(str(tmp_path / "colour.png"), colour)
+    palette = Image.fromarray(np.repeat(np.arange(30, dtype=np.uint8)[None] % 4, 20, axis=0), mode="P")
+    palette.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0] + [0] * (768 - 12))
+    palette.save(tmp_path / "palette.png")
+    for name in ("gray.png", "colour.png", "palette.png"):
+        assert np.array_equal(read_mask(tmp_path / name), cv2.imread(str(tmp_path / name))), name
 
 
 # --------------------------------------------------------------------------------------------------

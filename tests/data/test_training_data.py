@@ -495,14 +495,14 @@ def test_coco_lvis_broken_samples(tmp_path):
     assert dataset[0]["instances"].shape == (1, 320, 480)
     (tmp_path / "train" / "images" / "000000000001.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(SampleLoadError, match=r"CocoLvis dataset: sample 1 \(image '000000000001'\) failed: "
-                                              r"FileNotFoundError: .*000000000001\.jpg"):
+                                              r"image file .*000000000001\.jpg is not an image OpenCV can decode"):
         dataset[1]
     (tmp_path / "train" / "masks" / "000000000002.pickle").write_bytes(b"\x80\x04garbage")
     with pytest.raises(SampleLoadError, match=r"sample 2 \(image '000000000002'\).*000000000002\.pickle is not a "
                                               "valid pickle"):
         dataset[2]
     (tmp_path / "train" / "masks" / "000000000000.pickle").write_bytes(pickle.dumps(Path("x")))
-    with pytest.raises(SampleLoadError, match=r"sample 0 .*UnsafePickleError: .*refusing to unpickle pathlib"):
+    with pytest.raises(SampleLoadError, match=r"sample 0 .*refusing to unpickle pathlib"):
         dataset[0]
     (tmp_path / "train" / "hannotation.pickle").write_bytes(pickle.dumps({"a": Path("x")}))
     with pytest.raises(UnsafePickleError, match=r"hannotation\.pickle: refusing"):

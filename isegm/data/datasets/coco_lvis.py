@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from isegm.utils.errors import InputError, MissingFileError
 from isegm.utils.pickles import safe_pickle_load
 
 from ..base import ISDataset, check_same_size
@@ -55,21 +56,21 @@ class CocoLvisDataset(ISDataset):
         for path, what in ((root, "root folder"), (self._split_path, f"split folder {split!r}"),
                            (self._images_path, "images folder"), (self._masks_path, "masks folder")):
             if not path.is_dir():
-                raise FileNotFoundError(f"{self.name} dataset: {what} not found: {path} (set {CONFIG_KEY} in "
+                raise MissingFileError(f"{self.name} dataset: {what} not found: {path} (set {CONFIG_KEY} in "
                                         "config.yml to the COCO+LVIS root)")
         anno_path = self._split_path / anno_file
         if not anno_path.is_file():
-            raise FileNotFoundError(f"{self.name} dataset: annotation file not found: {anno_path} (set {CONFIG_KEY} "
+            raise MissingFileError(f"{self.name} dataset: annotation file not found: {anno_path} (set {CONFIG_KEY} "
                                     "in config.yml to the COCO+LVIS root)")
         annotation = safe_pickle_load(anno_path, f"{self.name} annotation")
         if not isinstance(annotation, dict):
-            raise ValueError(f"{self.name} dataset: {anno_path} must hold a dict image_id -> annotation, "
+            raise InputError(f"{self.name} dataset: {anno_path} must hold a dict image_id -> annotation, "
                              f"got {type(annotation).__name__}")
         self.dataset_samples = sorted(annotation.items())
         if allow_list_name is not None:
             allow_path = self._split_path / allow_list_name
             if not allow_path.is_file():
-                raise FileNotFoundError(f"{self.name} dataset: allow list not found: {allow_path}")
+                raise MissingFileError(f"{self.name} dataset: allow list not found: {allow_path}")
             with open(allow_path, "r") as f:
                 allowed = set(json.load(f))
             self.dataset_samples = [item for item in self.dataset_samples if item[0] in allowed]
@@ -90,14 +91,14 @@ class CocoLvisDataset(ISDataset):
             num_things = int(info["num_instance_masks"])
             objects = deepcopy(info["hierarchy"])
         except (KeyError, TypeError) as exc:
-            raise ValueError(f"{self.name} dataset: bad annotation of image {image_id!r}: expected a dict with "
+            raise InputError(f"{self.name} dataset: bad annotation of image {image_id!r}: expected a dict with "
                              f"'num_instance_masks' and 'hierarchy' ({exc!r})") from None
 
         def mapping_of(inst_id):
             try:
                 return tuple(objs_mapping[inst_id])
             except (IndexError, KeyError, TypeError):
-                raise ValueError(f"{self.name} dataset: instance {inst_id!r} of image {image_id!r} has no layer "
+                raise InputError(f"{self.name} dataset: instance {inst_id!r} of image {image_id!r} has no layer "
                                  f"mapping in {masks_path} ({len(objs_mapping)} entries)") from None
 
         for inst_id, node in list(objects.items()):
@@ -122,7 +123,7 @@ class CocoLvisDataset(ISDataset):
         packed = safe_pickle_load(path, f"{self.name} masks")
         if not (isinstance(packed, (tuple, list)) and len(packed) == 2 and isinstance(packed[0], (list, tuple))
                 and len(packed[0]) > 0):
-            raise ValueError(f"{self.name} dataset: {path} must hold (encoded_layers, objs_mapping) with at least "
+            raise InputError(f"{self.name} dataset: {path} must hold (encoded_layers, objs_mapping) with at least "
                              "one layer")
         encoded_layers, objs_mapping = packed
         layers = []
@@ -131,9 +132,9 @@ class CocoLvisDataset(ISDataset):
             if isinstance(encoded, np.ndarray) and encoded.dtype == np.uint8 and encoded.size > 0:
                 layer = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
             if layer is None or layer.ndim != 2:
-                raise ValueError(f"{self.name} dataset: layer {i} of {path} is not a PNG-encoded single-channel image")
+                raise InputError(f"{self.name} dataset: layer {i} of {path} is not a PNG-encoded single-channel image")
             if layers and layer.shape != layers[0].shape:
-                raise ValueError(f"{self.name} dataset: layer {i} of {path} is {layer.shape}, layer 0 is "
+                raise InputError(f"{self.name} dataset: layer {i} of {path} is {layer.shape}, layer 0 is "
                                  f"{layers[0].shape}")
             layers.append(layer)
         return np.stack(layers, axis=2), objs_mapping

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from isegm.utils.errors import MissingFileError
+
 from ..base import ISDataset, check_same_size
 from ..image_io import read_image_rgb, read_mask
 from ..sample import DSample
@@ -32,7 +34,7 @@ class COCOMValDataset(ISDataset):
         self._masks_paths = {name: self._insts_path / name.replace(".jpg", ".png") for name in self.dataset_samples}
         for name, mask_path in self._masks_paths.items():
             if not mask_path.is_file():
-                raise FileNotFoundError(f"{self.name} dataset: no mask for image {self._images_path / name}: "
+                raise MissingFileError(f"{self.name} dataset: no mask for image {self._images_path / name}: "
                                         f"expected {mask_path}")
 
     def get_sample(self, index: int) -> DSample:

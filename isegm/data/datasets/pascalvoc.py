@@ -7,6 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from isegm.utils.errors import InputError
+
 from ..base import ISDataset, check_same_size
 from ..image_io import read_image_rgb, read_mask
 from ..sample import DSample
@@ -34,7 +36,7 @@ class PascalVocDataset(ISDataset):
     def __init__(self, dataset_path, split: str = "val", **kwargs):
         super().__init__(**kwargs)
         if split not in ("train", "val", "trainval", "test"):
-            raise ValueError(f"PascalVOC split must be one of train, val, trainval, test, got {split!r}")
+            raise InputError(f"PascalVOC split must be one of train, val, trainval, test, got {split!r}")
         self.dataset_split = split
         self.dataset_path = self._require_dir(Path(dataset_path), "root folder")
         self._images_path = self._require_dir(self.dataset_path / "JPEGImages", "images folder")

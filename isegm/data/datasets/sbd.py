@@ -7,6 +7,8 @@ from typing import Dict, List
 import numpy as np
 from scipy.io import loadmat
 
+from isegm.utils.errors import InputError, MissingFileError
+
 from ..base import ISDataset, check_same_size
 from ..image_io import read_image_rgb
 from ..sample import DSample
@@ -23,7 +25,7 @@ class _SBDLayout(ISDataset):
     def _open_layout(self, dataset_path, split: str) -> Path:
         """Check the folders; -> the split list's path."""
         if split not in ("train", "val"):
-            raise ValueError(f"SBD split must be 'train' or 'val', got {split!r}")
+            raise InputError(f"SBD split must be 'train' or 'val', got {split!r}")
         self.dataset_split = split
         self.dataset_path = self._require_dir(Path(dataset_path), "root folder")
         self._images_path = self._require_dir(self.dataset_path / "img", "images folder")
@@ -85,7 +87,7 @@ class SBDDataset(_SBDLayout):
         mat_path = self._insts_path / f"{name}.mat"
         image = read_image_rgb(image_path)
         if not mat_path.is_file():
-            raise FileNotFoundError(f"{self.name} dataset: instance file not found: {mat_path}")
+            raise MissingFileError(f"{self.name} dataset: instance file not found: {mat_path}")
         instances_mask = read_sbd_instances(mat_path)
         check_same_size(image, instances_mask, image_path, mat_path)
         instances_mask = self.remove_buggy_masks(index, instances_mask)

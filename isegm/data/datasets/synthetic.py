@@ -25,6 +25,8 @@ from typing import Dict, Optional, Tuple
 import cv2
 import numpy as np
 
+from isegm.utils.errors import InputError
+
 from ..base import ISDataset
 from ..sample import DSample
 
@@ -45,9 +47,9 @@ class SyntheticScene:
 def _check_args(image_size, min_objects: int, max_objects: int) -> Tuple[int, int]:
     height, width = (int(x) for x in image_size)
     if height < 16 or width < 16:
-        raise ValueError(f"synthetic images must be at least 16x16, got image_size={image_size}")
+        raise InputError(f"synthetic images must be at least 16x16, got image_size={image_size}")
     if not 1 <= min_objects <= max_objects:
-        raise ValueError(f"need 1 <= min_objects <= max_objects, got {min_objects}, {max_objects}")
+        raise InputError(f"need 1 <= min_objects <= max_objects, got {min_objects}, {max_objects}")
     return height, width
 
 
@@ -219,9 +221,9 @@ class SyntheticDataset(ISDataset):
                  part_prob: float = 0.3, **kwargs):
         super().__init__(**kwargs)
         if split not in ("train", "val"):
-            raise ValueError(f"Synthetic split must be 'train' or 'val', got {split!r}")
+            raise InputError(f"Synthetic split must be 'train' or 'val', got {split!r}")
         if num_samples < 1:
-            raise ValueError(f"Synthetic dataset: num_samples must be >= 1, got {num_samples}")
+            raise InputError(f"Synthetic dataset: num_samples must be >= 1, got {num_samples}")
         self.image_size = _check_args(image_size, min_objects, max_objects)
         self.seed = SYNTHETIC_SEEDS[split] if seed is None else int(seed)
         self.split = split
@@ -269,7 +271,7 @@ class SyntheticEvaluationDataset(ISDataset):
                     samples.append((image_index, obj_id))
         self.dataset_samples = samples
         if not samples:
-            raise ValueError(f"{self.name} dataset: no object of at least {min_area_ratio:.1%} of the image in "
+            raise InputError(f"{self.name} dataset: no object of at least {min_area_ratio:.1%} of the image in "
                              f"{num_images} images (seed {self.seed})")
 
     def _scene(self, image_index: int) -> SyntheticScene:

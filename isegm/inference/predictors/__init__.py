@@ -9,6 +9,7 @@ from typing import Optional
 import torch
 
 from isegm.inference.predictor import EMCClickPredictor
+from isegm.utils.errors import InputError
 
 __all__ = ["get_predictor", "EMCClickPredictor"]
 
@@ -26,10 +27,10 @@ def get_predictor(net: torch.nn.Module, brs_mode: str, device, prob_thresh: floa
     compatibility and unused (the caller thresholds).
     """
     if brs_mode not in MODES:
-        raise ValueError(f"unknown predictor mode {brs_mode!r}; this codebase implements {list(MODES)}")
+        raise InputError(f"unknown predictor mode {brs_mode!r}; this codebase implements {list(MODES)}")
     infer_size = (zoom_in_params or {}).get("target_size", 384)
     if isinstance(infer_size, (tuple, list)):
-        raise ValueError(f"EMC-Click resizes by the short side; target_size must be an int, got {infer_size!r}")
+        raise InputError(f"EMC-Click resizes by the short side; target_size must be an int, got {infer_size!r}")
     params = dict(predictor_params or {})
     return EMCClickPredictor(net, device, with_flip=with_flip, infer_size=infer_size,
                              net_clicks_limit=params.get("net_clicks_limit"),
