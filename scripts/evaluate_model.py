@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -22,11 +23,14 @@ import torch.distributed as dist
 
 from isegm.inference.evaluation import evaluate_dataset
 from isegm.inference.metrics import compute_noc_metric, format_miou, get_results_table
+from isegm.inference.predictor import MIN_INFER_SIZE
 from isegm.inference.predictors import get_predictor
 from isegm.inference.utils import get_dataset, load_is_model
+from isegm.model.checkpoint import list_checkpoints
 from isegm.model.refiner import ATTENTION
 from isegm.utils import distributed as du
-from isegm.utils.errors import InputError, MissingFileError
+from isegm.utils.cli import add_debug_flag, run_cli
+from isegm.utils.errors import ConfigKeyError, InputError, MissingFileError
 from isegm.utils.exp import load_config_file
 from isegm.utils.malloc import retain_freed_memory
 
@@ -66,7 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--focus-crop-r", type=float, default=1.40, help="unused by EMC-Click (kept for scripts)")
     parser.add_argument("--local-rank", "--local_rank", dest="local_rank", type=int, default=0,
                         help="set by torch.distributed.launch (torchrun sets LOCAL_RANK instead)")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
+    check_ranges(args)
     if (args.iou_analysis or args.print_ious) and args.min_n_clicks <= 1:
         args.target_iou = 1.01
     else:
@@ -76,14 +82,34 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def check_ranges(args: argparse.Namespace) -> None:
+    """Values argparse cannot check; :class:`InputError` names the flag."""
+    if args.n_clicks < 1:
+        raise InputError(f"--n-clicks must be at least 1, got {args.n_clicks}")
+    if not 1 <= args.min_n_clicks <= args.n_clicks:
+        raise InputError(f"--min-n-clicks must be between 1 and --n-clicks ({args.n_clicks}), got {args.min_n_clicks}")
+    if not 0 < args.thresh < 1:
+        raise InputError(f"--thresh is a probability threshold: 0 < thresh < 1, got {args.thresh}")
+    if args.clicks_limit is not None and args.clicks_limit != -1 and args.clicks_limit < 1:
+        raise InputError(f"--clicks-limit must be at least 1 (or -1 for --n-clicks), got {args.clicks_limit}")
+    if args.infer_size is not None and args.infer_size < MIN_INFER_SIZE:
+        raise InputError(f"--infer-size (the network input's short side) must be at least {MIN_INFER_SIZE}, "
+                         f"got {args.infer_size}")
+    if args.eval_mode not in EVAL_MODES:
+        raise InputError(f"--eval-mode {args.eval_mode!r} is not supported by EMC-Click: use one of {list(EVAL_MODES)}")
+    if not 0 < args.target_iou <= 1:
+        raise InputError(f"--target-iou must be in (0, 1], got {args.target_iou}")
+
+
+EVAL_MODES = {"emc-click": (384, 576), "cvpr": (400, 600)}
+"""--eval-mode -> the network input's short side (most datasets, DAVIS)."""
+
+
 def infer_size(eval_mode: str, dataset_name: str, override: int = None) -> int:
-    if override:
+    if override is not None:
         return override
-    if eval_mode == "emc-click":
-        return 576 if dataset_name == "DAVIS" else 384
-    if eval_mode == "cvpr":
-        return 600 if dataset_name == "DAVIS" else 400
-    raise InputError(f"--eval-mode {eval_mode!r} is not supported by EMC-Click (use 'emc-click' or 'cvpr')")
+    usual, davis = EVAL_MODES[eval_mode]
+    return davis if dataset_name == "DAVIS" else usual
 
 
 def find_checkpoint(folder: str, name: str) -> Path:
@@ -93,24 +119,34 @@ def find_checkpoint(folder: str, name: str) -> Path:
         if not path.exists():
             raise MissingFileError(f"checkpoint {name!r} not found (looked at {name} and {path})")
         return path
-    matches = sorted(Path(folder).rglob(f"{name}*.pth"))
+    matches = sorted(p for p in Path(folder).rglob(f"{name}*.pth") if p in list_checkpoints(p.parent))
     if len(matches) != 1:
         raise MissingFileError(f"checkpoint {name!r}: expected one {name}*.pth under {folder!r}, found {len(matches)}")
     return matches[0]
 
 
+def exps_path(cfg, why: str) -> Path:
+    """``EXPS_PATH`` of config.yml; :class:`ConfigKeyError` when it is missing or empty."""
+    value = cfg.get("EXPS_PATH")
+    if value is None or str(value).strip() == "":
+        raise ConfigKeyError(f"config.yml has no EXPS_PATH (missing or empty), which {why}")
+    return Path(str(value))
+
+
 def checkpoints_and_logs(args, cfg):
-    logs_root = Path(args.logs_path) if args.logs_path else Path(cfg.EXPS_PATH) / "evaluation_logs"
+    logs_root = Path(args.logs_path) if args.logs_path else exps_path(
+        cfg, "holds the evaluation logs unless --logs-path is given") / "evaluation_logs"
     if args.checkpoint:
         checkpoints = [find_checkpoint(args.model_dir, c) for c in args.checkpoint.split(",")]
         return checkpoints, logs_root / "others" / checkpoints[0].stem, ""
     rel, _, prefix = args.exp_path.partition(":")
-    exp = Path(cfg.EXPS_PATH) / rel
-    checkpoints = sorted((exp / "checkpoints").glob(f"{prefix}*.pth"), reverse=True)
+    root = exps_path(cfg, "--exp-path is relative to")
+    exp = root / rel
+    checkpoints = list_checkpoints(exp / "checkpoints", prefix)[::-1]
     if not checkpoints:
         raise MissingFileError(f"no checkpoints matching {prefix}*.pth in {exp / 'checkpoints'}")
     logs_prefix = (checkpoints[0].stem if len(checkpoints) == 1 else f"all_{prefix}") if prefix else "all_checkpoints"
-    return checkpoints, logs_root / exp.relative_to(cfg.EXPS_PATH), logs_prefix
+    return checkpoints, logs_root / rel, logs_prefix
 
 
 def setup_device(args):
@@ -218,7 +254,7 @@ def main(argv=None) -> None:
     checkpoints, logs_path, logs_prefix = checkpoints_and_logs(args, cfg)
     single = len(checkpoints) == 1
     if args.iou_analysis and not single:
-        raise SystemExit("--iou-analysis needs exactly one checkpoint")
+        raise InputError("--iou-analysis needs exactly one checkpoint")
     if rank == 0:
         print(f"checkpoint list: {[str(c) for c in checkpoints]}")
     first = True
@@ -236,4 +272,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

@@ -87,8 +87,8 @@ def train(model, cfg, model_cfg, lr: float, aux_loss_weight: float = 0.0) -> Non
     The original also built a COCO+LVIS validation loader that nothing used; it is not built here.
     """
     if not cfg.get("LVIS_v1_PATH"):
-        raise ConfigKeyError("config.yml has no LVIS_v1_PATH: set it to the COCO+LVIS dataset root "
-                       "(with train/hannotation.pickle, train/images, train/masks)")
+        raise ConfigKeyError("config.yml has no LVIS_v1_PATH (missing or empty): set it to the COCO+LVIS dataset "
+                             "root (with train/hannotation.pickle, train/images, train/masks)")
     trainset = CocoLvisDataset(cfg.LVIS_v1_PATH, split="train", augmentator=train_augmentator(model_cfg.crop_size),
                                min_object_area=1000, keep_background_prob=0.0,
                                points_sampler=first_point_sampler(model_cfg.num_max_points),

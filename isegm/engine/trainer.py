@@ -8,6 +8,7 @@ the first click, head on all clicks and the last corrected mask).
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,17 +22,16 @@ from tqdm import tqdm
 
 from isegm.data.points_sampler import generate_probs
 from isegm.data.seeding import worker_init_fn
+from isegm.engine.checkpoints import LAST, checkpoint_epoch, load_state, remove_stale_temporaries, save_pair
 from isegm.engine.click_simulation import simulate_corrections
 from isegm.engine.optimizer import get_optimizer
-from isegm.model.checkpoint import CheckpointError, load_weights, read_checkpoint, save_checkpoint
+from isegm.model.checkpoint import CheckpointError, list_checkpoints, load_weights, read_checkpoint, save_checkpoint
 from isegm.utils import distributed as du
 from isegm.utils.errors import InputError, MissingFileError
 from isegm.utils.log import SummaryWriterAvg, TqdmToLogger
-from isegm.utils.torch_files import atomic_save, read_torch_file
 from isegm.utils.vis import save_training_panels
 
 LOSS_NAMES = ("instance_loss", "instance_aux_loss", "instance_refine_loss")
-STATE_SUFFIX = ".state.pth"
 
 logger = logging.getLogger(__name__)
 
@@ -96,17 +96,6 @@ class TrainerConfig:
             raise InputError(f"the batch per process is {batch}: the networks' batch norms need at least 2 "
                              "samples per process in training (raise --batch-size)")
         return batch
-
-
-def training_state_path(checkpoint: Union[str, Path]) -> Path:
-    """``checkpoints/last_checkpoint.pth`` -> ``checkpoints/last_checkpoint.state.pth``."""
-    checkpoint = Path(checkpoint)
-    return checkpoint.with_name(checkpoint.name[: -len(".pth")] + STATE_SUFFIX)
-
-
-def weights_fingerprint(model: nn.Module) -> float:
-    """A float64 sum of all floating-point state tensors: ties a training-state file to its weights."""
-    return float(sum(t.double().sum() for t in model.state_dict().values() if t.is_floating_point()))
 
 
 def _checkpoint_interval(interval, epoch: int) -> int:
@@ -220,32 +209,41 @@ class ISTrainer:
             self._fast_forward_scheduler(self.start_epoch)
 
     def _resume(self, model: nn.Module) -> None:
-        """``--resume-exp``: weights from ``<resume-prefix>*.pth``, the rest from its ``.state.pth``.
+        """``--resume-exp``: weights from the ``--resume-prefix`` checkpoint, the rest from its training state.
 
-        The original's default prefix ``latest`` matched no file; here it means ``last_checkpoint``.
+        ``latest`` (the default; the original's matched no file) is ``last_checkpoint.pth``; another
+        prefix names one checkpoint ``<prefix>*.pth``. Without a training state (an interval
+        checkpoint ``NNN.pth``) the optimizer starts afresh at ``--start-epoch``, by default the
+        epoch after ``NNN``. A resume never overwrites a checkpoint that exists (see :meth:`run`).
         """
-        prefix = self.config.resume_prefix
-        prefix = "last_checkpoint" if prefix == "latest" else prefix
         folder = self.config.checkpoints_path
-        found = sorted(p for p in folder.glob(f"{prefix}*.pth") if not p.name.endswith(STATE_SUFFIX))
-        if len(found) != 1:
-            names = ", ".join(p.name for p in found) or "none"
-            raise MissingFileError(f"--resume-exp: expected one checkpoint {folder}/{prefix}*.pth "
-                                    f"(--resume-prefix {prefix!r}), found {names}")
-        path = found[0]
+        prefix = self.config.resume_prefix
+        if prefix == "latest":
+            path = folder / f"{LAST}.pth"
+            if not path.is_file():
+                raise MissingFileError(f"--resume-exp: no {path} to resume from (--resume-prefix latest)")
+        else:
+            found = list_checkpoints(folder, prefix)
+            if len(found) != 1:
+                names = ", ".join(p.name for p in found) or "none"
+                raise MissingFileError(f"--resume-exp: expected one checkpoint {folder}/{prefix}*.pth "
+                                       f"(--resume-prefix {prefix!r}), found {names}")
+            path = found[0]
         load_weights(model, read_checkpoint(path))
-        state_path = training_state_path(path)
-        if not state_path.is_file():
-            logger.warning("Resumed weights from %s; no training state %s: the optimizer starts afresh at "
-                                "epoch %d (--start-epoch)", path, state_path.name, self.start_epoch)
+        state = load_state(model, path)
+        if state is None:
+            epoch = checkpoint_epoch(path)
+            if self.start_epoch == 0 and epoch is not None:
+                self.start_epoch = epoch + 1
+            last = folder / f"{LAST}.pth"
+            if path != last and last.is_file():
+                raise CheckpointError(f"resuming from {path.name} would overwrite {last} at the end of epoch "
+                                      f"{self.start_epoch}: resume from it (--resume-prefix latest), or start a "
+                                      f"new experiment initialised with --weights {path}")
+            logger.warning("Resumed weights from %s without a training state: the optimizer starts afresh at "
+                           "epoch %d", path, self.start_epoch)
             self._fast_forward_scheduler(self.start_epoch)
             return
-        state = read_torch_file(state_path, "training state")
-        if state.get("weights_fingerprint") != weights_fingerprint(model):
-            raise CheckpointError(f"training state {str(state_path)!r} does not belong to the weights in "
-                                  f"{str(path)!r} (a save was interrupted?); resume with --resume-prefix "
-                                  "pointing at another checkpoint, or delete the state file to restart the "
-                                  "optimizer")
         self.optim.load_state_dict(state["optimizer"])
         if self.lr_scheduler is not None and state.get("lr_scheduler") is not None:
             sched = dict(state["lr_scheduler"])
@@ -255,21 +253,35 @@ class ISTrainer:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.start_epoch = int(state["epoch"]) + 1
-        logger.info("Resumed from %s and %s: continuing at epoch %d", path, state_path.name, self.start_epoch)
+        logger.info("Resumed from %s and its training state: continuing at epoch %d", path, self.start_epoch)
 
     def _fast_forward_scheduler(self, epochs: int) -> None:
-        for _ in range(epochs if self.lr_scheduler is not None else 0):
-            self.lr_scheduler.step()
+        with warnings.catch_warnings():   # stepping the schedule before any optimizer step is the point here
+            warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*before.*optimizer.step", category=UserWarning)
+            for _ in range(epochs if self.lr_scheduler is not None else 0):
+                self.lr_scheduler.step()
 
     # -- the loop --------------------------------------------------------------------------------
 
     def run(self, num_epochs: int, start_epoch: Optional[int] = None, validation: bool = False) -> None:
-        """Train epochs ``start_epoch .. num_epochs - 1`` (validation is off, as in every released config)."""
+        """Train epochs ``start_epoch .. num_epochs - 1`` (validation is off, as in every released config).
+
+        Refuses to start when it would overwrite an interval checkpoint ``NNN.pth`` that exists.
+        """
         start = self.start_epoch if start_epoch is None else start_epoch
+        folder = self.config.checkpoints_path
+        clashes = [f"{epoch:03d}.pth" for epoch in range(start, num_epochs) if self._saves_interval(epoch)
+                   and (folder / f"{epoch:03d}.pth").exists()]
+        if self.save_initial_checkpoint and start == 0 and (folder / "init.pth").exists():
+            clashes.insert(0, "init.pth")
+        if clashes:
+            raise CheckpointError(f"training epochs {start}..{num_epochs - 1} in {folder} would overwrite "
+                                  f"{', '.join(clashes)}: resume after them (--resume-prefix, --start-epoch) or "
+                                  "start a new experiment")
         logger.info("Starting Epoch: %d", start)
         logger.info("Total Epochs: %d", num_epochs)
         if self.is_master and self.save_initial_checkpoint and start == 0:
-            save_checkpoint(self.net, self.config.checkpoints_path / "init.pth")
+            save_checkpoint(self.net, folder / "init.pth")
         for epoch in range(start, num_epochs):
             self.training(epoch)
             if validation and self.val_data is not None:
@@ -330,27 +342,26 @@ class ISTrainer:
         if self.image_dump_interval > 0 and step % self.image_dump_interval == 0:
             self.save_visualization(batch, outputs, step, prefix="train")
 
+    def _saves_interval(self, epoch: int) -> bool:
+        interval = _checkpoint_interval(self.checkpoint_interval, epoch)
+        return interval > 0 and epoch % interval == 0
+
     def _save_checkpoints(self, epoch: int) -> None:
         folder = self.config.checkpoints_path
-        logger.info("Save checkpoint to %s", folder / "last_checkpoint.pth")
-        save_checkpoint(self.net, folder / "last_checkpoint.pth")
-        # The released format holds only weights and config; the rest of the state goes beside it.
-        self._save_training_state(folder / "last_checkpoint.pth", epoch)
-        interval = _checkpoint_interval(self.checkpoint_interval, epoch)
-        if interval > 0 and epoch % interval == 0:
-            logger.info("Save checkpoint to %s", folder / f"{epoch:03d}.pth")
-            save_checkpoint(self.net, folder / f"{epoch:03d}.pth")
-
-    def _save_training_state(self, checkpoint: Path, epoch: int) -> None:
+        remove_stale_temporaries(folder)
         sched = None
         if self.lr_scheduler is not None:
             sched = self.lr_scheduler.state_dict()
             if isinstance(sched.get("milestones"), Counter):  # weights_only loading rejects Counter
                 sched["milestones"] = dict(sched["milestones"])
         state = {"epoch": epoch, "optimizer": self.optim.state_dict(), "lr_scheduler": sched,
-                 "scaler": self.scaler.state_dict() if self.fp16 else None,
-                 "weights_fingerprint": weights_fingerprint(self.model)}
-        atomic_save(state, training_state_path(checkpoint))
+                 "scaler": self.scaler.state_dict() if self.fp16 else None}
+        logger.info("Save checkpoint to %s", folder / f"{LAST}.pth")
+        # The released format holds only weights and config; the rest of the state goes beside it.
+        save_pair(self.net, state, folder / f"{LAST}.pth")
+        if self._saves_interval(epoch):
+            logger.info("Save checkpoint to %s", folder / f"{epoch:03d}.pth")
+            save_checkpoint(self.net, folder / f"{epoch:03d}.pth")
 
     def validation(self, epoch: int) -> None:
         """Mean losses on ``valset`` (never called by the released configs, kept for experiments)."""

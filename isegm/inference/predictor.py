@@ -11,6 +11,7 @@ logits), passed through a sigmoid and resized back.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -29,6 +30,13 @@ __all__ = ["EMCClickPredictor", "inference_size"]
 logger = logging.getLogger(__name__)
 
 ClickLike = Union[Click, Tuple[float, float, bool]]
+
+MAX_NETWORK_PIXELS = 4096 * 4096
+"""The largest network input (after resizing the short side to ``infer_size``) a predictor accepts:
+an image of extreme aspect ratio would otherwise ask for gigabytes (10000 x 10 at 384: 384 x 384000)."""
+
+MIN_INFER_SIZE = 32
+"""The smallest short side of the network input (the backbones downsample by 32)."""
 
 
 def inference_size(height: int, width: int, infer_size: int) -> Tuple[int, int]:
@@ -73,6 +81,9 @@ class EMCClickPredictor:
                  infer_size: int = 384, net_clicks_limit: Optional[int] = None, attention: str = "exact"):
         if attention not in ATTENTION:
             raise InputError(f"attention must be one of {ATTENTION}, got {attention!r}")
+        if int(infer_size) != infer_size or infer_size < MIN_INFER_SIZE:
+            raise InputError(f"infer_size (the network input's short side) must be an integer of at least "
+                             f"{MIN_INFER_SIZE}, got {infer_size!r}")
         if model.training:
             logger.warning("EMCClickPredictor: the model was in train mode; switching it to eval mode "
                            "(train-mode batch norm would use and update batch statistics on every click)")
@@ -102,12 +113,24 @@ class EMCClickPredictor:
         self._embedding: Optional[ImageEmbedding] = None
 
     def set_image(self, image: np.ndarray) -> None:
-        """Set the image to segment: ``H x W x 3`` uint8 RGB (grayscale ``H x W`` is expanded)."""
+        """Set the image to segment: ``H x W x 3`` uint8 RGB (grayscale ``H x W`` and RGBA are accepted).
+
+        Raises :class:`InputError` for another layout or dtype, or when the network input this image
+        needs would be larger than :data:`MAX_NETWORK_PIXELS` or too small for the network.
+        """
         image = _check_image(image)
+        input_size = inference_size(*image.shape[:2], self.infer_size)
+        if input_size[0] * input_size[1] > MAX_NETWORK_PIXELS:
+            raise InputError(f"a {image.shape[0]}x{image.shape[1]} image needs a {input_size[0]}x{input_size[1]} "
+                             f"network input at short side {self.infer_size}, more than the limit of "
+                             f"{MAX_NETWORK_PIXELS / 1e6:.1f} Mpx: crop the image to a less extreme aspect ratio")
+        check = getattr(self.net, "check_input_size", None)
+        if check is not None:
+            check(*input_size)
         tensor = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
         self._image = tensor.permute(2, 0, 1)[None].float().div(255)          # 1 x 3 x H x W in [0, 1]
         self.original_size = tuple(image.shape[:2])
-        self.input_size = inference_size(*self.original_size, self.infer_size)
+        self.input_size = input_size
         self._initial_mask = None
         self.reset()
 
@@ -120,6 +143,10 @@ class EMCClickPredictor:
         channel does not change their output; it is kept for the original's calls.
         """
         self._require_image()
+        mask = np.asarray(mask)
+        if mask.shape != self.original_size:
+            raise InputError(f"previous mask of shape {mask.shape} does not fit the {self.original_size[0]}x"
+                             f"{self.original_size[1]} image")
         self._initial_mask = torch.as_tensor(mask, dtype=torch.float32, device=self.device)[None, None]
 
     @property
@@ -147,7 +174,7 @@ class EMCClickPredictor:
         list gives zeros.
         """
         self._require_image()
-        clicks = [_as_click(c, i) for i, c in enumerate(clicks)]
+        clicks = [_as_click(c, i, self.original_size) for i, c in enumerate(clicks)]
         keep = 0
         while keep < min(len(clicks), len(self._clicks)) and _same_click(clicks[keep], self._clicks[keep]):
             keep += 1
@@ -162,6 +189,8 @@ class EMCClickPredictor:
         if prev_mask is not None:
             self.set_prev_mask(prev_mask)
         clicks = list(clicker.get_clicks())
+        for i, click in enumerate(clicks):
+            _check_click(click, i, self.original_size)
         if self._clicks and clicks and not _same_click(clicks[0], self._clicks[0]):
             self.reset()   # another first click: the embedding depends on it
         self._step(clicks)
@@ -234,24 +263,44 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise InputError(f"image must be H x W x 3 RGB (or H x W grayscale), got shape {image.shape}")
+        raise InputError(f"image must be H x W x 3 RGB (or H x W grayscale, H x W x 4 RGBA), got shape {image.shape}")
     if image.shape[2] == 4:
         image = image[..., :3]  # drop alpha
     if image.dtype != np.uint8:
         raise InputError(f"image must be uint8 RGB, got dtype {image.dtype}")
     if min(image.shape[:2]) < 4:
-        raise InputError(f"image is too small: {image.shape[:2]}")
+        raise InputError(f"image is too small: {image.shape[0]}x{image.shape[1]}")
     return image
 
 
-def _as_click(click: ClickLike, index: int) -> Click:
+def _as_click(click: ClickLike, index: int, size: Tuple[int, int]) -> Click:
     if isinstance(click, Click):
-        return click.copy(indx=index)
+        click = click.copy(indx=index)
+    else:
+        try:
+            y, x, positive = click
+        except (TypeError, ValueError):
+            raise InputError(f"click {index} must be a Click or a (y, x, is_positive) tuple, got {click!r}") from None
+        click = Click(is_positive=positive, coords=(y, x), indx=index)
+    _check_click(click, index, size)
+    click.is_positive = bool(click.is_positive)
+    return click
+
+
+def _check_click(click: Click, index: int, size: Tuple[int, int]) -> None:
+    """A click must lie on the image (finite ``0 <= y <= H - 1``, ``0 <= x <= W - 1``) and say its sign
+    with a bool or 0 / 1 (a string such as ``'False'`` or a NaN would silently read as positive)."""
+    positive = click.is_positive
+    if not (isinstance(positive, (bool, np.bool_)) or (isinstance(positive, (int, np.integer)) and positive in (0, 1))):
+        raise InputError(f"click {index}: is_positive must be a bool (or 0 / 1), got {positive!r}")
     try:
-        y, x, positive = click
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"click {index} must be a Click or a (y, x, is_positive) tuple, got {click!r}") from exc
-    return Click(is_positive=bool(positive), coords=(y, x), indx=index)
+        y, x = (float(v) for v in click.coords)
+    except (TypeError, ValueError):
+        raise InputError(f"click {index}: coordinates must be two numbers (y, x), got {click.coords!r}") from None
+    height, width = size
+    if not (math.isfinite(y) and math.isfinite(x) and 0 <= y <= height - 1 and 0 <= x <= width - 1):
+        raise InputError(f"click {index} at (y={y:g}, x={x:g}) is outside the {height}x{width} image "
+                         f"(0 <= y <= {height - 1}, 0 <= x <= {width - 1})")
 
 
 def _same_click(a: Click, b: Click) -> bool:

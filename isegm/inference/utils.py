@@ -82,8 +82,8 @@ def get_dataset(dataset_name: str, cfg) -> ISDataset:
             optional ``SYNTHETIC_NUM_IMAGES`` (default 20 images).
 
     Raises:
-        ValueError: unknown dataset name.
-        KeyError: the config has no (or an empty) entry for the dataset's root folder.
+        InputError: unknown dataset name, or a ``<NAME>_NUM_IMAGES`` that is not a positive integer.
+        ConfigKeyError: the config has no (or an empty) entry for the dataset's root folder.
     """
     if dataset_name not in DATASETS:
         raise InputError(f"unknown dataset {dataset_name!r}; known datasets: {', '.join(DATASETS)}")
@@ -91,10 +91,15 @@ def get_dataset(dataset_name: str, cfg) -> ISDataset:
     get = cfg.get if isinstance(cfg, Mapping) else (lambda key: getattr(cfg, key, None))
     if cfg_key is None:
         # A generated dataset: optionally sized by ``<NAME>_NUM_IMAGES`` (e.g. SYNTHETIC_NUM_IMAGES).
-        num_images = get(f"{dataset_name.upper()}_NUM_IMAGES")
-        return dataset_class(**kwargs, **({"num_images": int(num_images)} if num_images else {}))
+        key = f"{dataset_name.upper()}_NUM_IMAGES"
+        num_images = get(key)
+        if num_images is None:
+            return dataset_class(**kwargs)
+        if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
+            raise InputError(f"config.yml key {key} must be a positive number of images, got {num_images!r}")
+        return dataset_class(**kwargs, num_images=num_images)
     path = get(cfg_key)
     if path is None or str(path) == "":
         raise ConfigKeyError(f"dataset {dataset_name!r} needs the key {cfg_key} (its root folder) in config.yml, "
-                       "which is missing or empty")
+                             "which is missing or empty")
     return dataset_class(path, **kwargs)

@@ -14,7 +14,8 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Dict, Union
+from pathlib import Path
+from typing import Any, Dict, List, Union
 
 import torch
 from torch import nn
@@ -24,7 +25,11 @@ from isegm.utils.serialization import load_model
 from isegm.utils.torch_files import PathLike, atomic_save, read_torch_file
 
 __all__ = ["Checkpoint", "CheckpointError", "read_checkpoint", "load_weights", "model_from_checkpoint",
-           "prepare_for_inference", "save_checkpoint"]
+           "prepare_for_inference", "save_checkpoint", "list_checkpoints", "LEGACY_STATE_SUFFIX"]
+
+LEGACY_STATE_SUFFIX = ".state.pth"
+"""Training-state files of earlier versions of this project, which ``*.pth`` patterns also matched.
+The trainer now writes ``<name>.state`` (no ``.pth``): nothing beside the checkpoints looks like one."""
 
 logger = logging.getLogger(__name__)
 
@@ -138,3 +143,13 @@ def save_checkpoint(model: nn.Module, path: PathLike) -> None:
     if not hasattr(net, "_config"):
         raise TypeError(f"{type(net).__name__} has no _config: decorate its __init__ with @serialize")
     atomic_save({"state_dict": net.state_dict(), "config": net._config}, path)
+
+
+def list_checkpoints(folder: PathLike, prefix: str = "") -> List[Path]:
+    """The checkpoint files ``<prefix>*.pth`` of an experiment's ``checkpoints/`` folder, sorted by name.
+
+    Only checkpoints match: the trainer's training-state files (``*.state``, and the legacy
+    ``*.state.pth``) and temporary files of an interrupted write (``*.pth.tmp*``) are left out.
+    """
+    return sorted(p for p in Path(folder).glob(f"{prefix}*.pth")
+                  if p.is_file() and not p.name.endswith(LEGACY_STATE_SUFFIX))

@@ -18,6 +18,7 @@ from torch import nn
 
 from isegm.model.ops import BatchImageNormalize, ClickDistances, DistMaps, ScaleLayer
 from isegm.model.refiner import RefinerContext
+from isegm.utils.errors import InputError
 
 Outputs = Dict[str, torch.Tensor]
 
@@ -100,6 +101,23 @@ class ISModel(nn.Module):
         # The original hard-codes radius 5 here; every released config stores norm_radius=5.
         self.dist_maps_base = DistMaps(norm_radius=norm_radius, spatial_scale=1.0, use_disks=True)
         self.dist_maps_refine = DistMaps(norm_radius=norm_radius, spatial_scale=1.0, use_disks=True)
+
+    MIN_SIDE = 32
+    """The backbones downsample by 32: a smaller side leaves their last stage no pixel."""
+
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raise :class:`InputError` unless the network can take a ``height x width`` input.
+
+        Both sides must be multiples of 4 (the head works at 1/4) and at least :attr:`MIN_SIDE`,
+        and the 1/4-resolution map must hold the head's K templates per sign.
+        """
+        templates = self.refiner.corr_channel
+        if height % 4 or width % 4 or min(height, width) < self.MIN_SIDE:
+            raise InputError(f"network input {height}x{width}: both sides must be multiples of 4 and at least "
+                             f"{self.MIN_SIDE}")
+        if (height // 4) * (width // 4) < templates:
+            raise InputError(f"network input {height}x{width} is too small for this model: its correction head picks "
+                             f"{templates} templates among the (H/4) x (W/4) = {(height // 4) * (width // 4)} pixels")
 
     # -- the two stages ------------------------------------------------------------------------
 

@@ -89,12 +89,15 @@ def _next_index(parent: Path) -> int:
 
 
 def find_resume_folder(parent: Path, prefix: str) -> Path:
-    """The single experiment folder of ``parent`` whose name starts with ``prefix``."""
-    matches = sorted(p for p in parent.glob(f"{prefix}*") if p.is_dir())
+    """The single experiment folder of ``parent`` whose name starts with ``prefix`` and holds a checkpoint.
+
+    Folders without any checkpoint (a start that failed before its first save) are ignored.
+    """
+    matches = sorted(p for p in parent.glob(f"{prefix}*") if p.is_dir() and any((p / "checkpoints").glob("*.pth")))
     if len(matches) != 1:
         found = ", ".join(p.name for p in matches) or "none"
-        raise MissingFileError(f"--resume-exp {prefix!r}: expected exactly one folder {parent}/{prefix}*, "
-                                f"found {found}")
+        raise MissingFileError(f"--resume-exp {prefix!r}: expected exactly one experiment folder {parent}/{prefix}* "
+                               f"with a checkpoint, found {found}")
     return matches[0]
 
 
@@ -156,8 +159,9 @@ def init_experiment(args, model_name: str) -> EasyDict:
     cfg = load_config(model_path, getattr(args, "config_path", None))
     update_config(cfg, args)
     init_distributed(cfg)
-    if "EXPS_PATH" not in cfg:
-        raise ConfigKeyError("the config has no EXPS_PATH (where experiment folders are written); add it to config.yml")
+    if cfg.get("EXPS_PATH") is None or str(cfg.EXPS_PATH).strip() == "":
+        raise ConfigKeyError("config.yml has no EXPS_PATH (missing or empty): it names the folder experiments are "
+                             "written to")
     parent = Path(cfg.EXPS_PATH).joinpath(*experiment_family(model_path, model_name))
     exp_path, error = None, None
     if cfg.rank == 0:

@@ -9,8 +9,8 @@ from easydict import EasyDict
 from isegm.build import build_emc_click
 from isegm.data.datasets import SyntheticDataset
 from isegm.data.transforms import train_augmentator
+from isegm.engine.checkpoints import state_path
 from isegm.engine.recipe import first_point_sampler, make_trainer
-from isegm.engine.trainer import training_state_path
 from isegm.utils.errors import CheckpointError
 
 CROP = (64, 96)
@@ -45,10 +45,10 @@ def test_one_epoch_writes_released_checkpoint_state_and_logs(tmp_path):
     trainer.sample_probs = np.eye(24)[3]  # always three simulated clicks
     trainer.run(num_epochs=1)
     ckpt = tmp_path / "checkpoints"
-    assert {p.name for p in ckpt.iterdir()} == {"last_checkpoint.pth", "last_checkpoint.state.pth", "000.pth"}
+    assert {p.name for p in ckpt.iterdir()} == {"last_checkpoint.pth", "last_checkpoint.state", "000.pth"}
     saved = torch.load(ckpt / "last_checkpoint.pth", weights_only=True)
     assert set(saved) == {"state_dict", "config"}
-    state = torch.load(training_state_path(ckpt / "last_checkpoint.pth"), weights_only=True)
+    state = torch.load(state_path(ckpt / "last_checkpoint.pth"), weights_only=True)
     assert state["epoch"] == 0 and state["lr_scheduler"]["last_epoch"] == 1
     assert list((tmp_path / "logs").glob("events.out.tfevents.*"))
     assert (tmp_path / "vis" / "train" / "000000_iseg_baseline_vis.jpg").is_file()
@@ -88,12 +88,13 @@ def test_resume_restores_optimizer_and_epoch_and_rejects_foreign_state(tmp_path)
     other = build_emc_click("hr18s")
     torch.save({"state_dict": other.state_dict(), "config": other._config},
                tmp_path / "checkpoints" / "last_checkpoint.pth")
-    with pytest.raises(CheckpointError, match="does not belong to the weights"):
+    with pytest.raises(CheckpointError, match=r"no training state beside .*last_checkpoint\.pth' belongs to its "
+                                              r"weights \(found last_checkpoint\.state\)"):
         tiny_trainer(tiny_cfg(tmp_path, resume_exp="000"))
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"last_checkpoint\*\.pth.*found none"):
+    with pytest.raises(FileNotFoundError, match=r"no .*last_checkpoint\.pth to resume from"):
         tiny_trainer(tiny_cfg(tmp_path, resume_exp="000"))
 
 

@@ -7,10 +7,11 @@ import pytest
 import torch
 from torch import nn
 
+from isegm.engine.checkpoints import checkpoint_epoch, state_path
 from isegm.engine.click_simulation import error_distance_maps, get_rough_next_points
 from isegm.engine.optimizer import get_optimizer
 from isegm.engine.recipe import NUM_MAX_POINTS
-from isegm.engine.trainer import _checkpoint_interval, training_state_path
+from isegm.engine.trainer import _checkpoint_interval
 from isegm.model.modifiers import LRMult
 from isegm.utils.exp import experiment_family, find_resume_folder, load_config, update_config
 
@@ -123,7 +124,8 @@ def test_checkpoint_interval_rule(epoch, expected):
 
 
 def test_training_state_sits_beside_its_checkpoint():
-    assert training_state_path("a/b/last_checkpoint.pth") == Path("a/b/last_checkpoint.state.pth")
+    assert state_path(Path("a/b/last_checkpoint.pth")) == Path("a/b/last_checkpoint.state")
+    assert checkpoint_epoch(Path("a/005.pth")) == 5 and checkpoint_epoch(Path("last_checkpoint.pth")) is None
 
 
 def test_config_lookup_closer_files_win(tmp_path, monkeypatch):
@@ -146,10 +148,13 @@ def test_experiment_family_and_resume_folder(tmp_path):
     assert experiment_family(Path("models/emcclick/x.py"), "x_att") == ["emcclick", "x_att"]
     with pytest.raises(ValueError, match="under a folder named 'models'"):
         experiment_family(tmp_path / "x.py", "x")
-    (tmp_path / "000_a").mkdir()
-    (tmp_path / "001_b").mkdir()
+    for name in ("000_a", "001_b"):
+        (tmp_path / name / "checkpoints").mkdir(parents=True)
+        (tmp_path / name / "checkpoints" / "000.pth").write_bytes(b"weights")
+    (tmp_path / "002_failed_start" / "checkpoints").mkdir(parents=True)   # no checkpoint: ignored
+    (tmp_path / "002_failed_start" / "checkpoints" / "last_checkpoint.state").write_bytes(b"not weights")
     assert find_resume_folder(tmp_path, "001").name == "001_b"
     with pytest.raises(FileNotFoundError, match="found 000_a, 001_b"):
         find_resume_folder(tmp_path, "00")
     with pytest.raises(FileNotFoundError, match="found none"):
-        find_resume_folder(tmp_path, "7")
+        find_resume_folder(tmp_path, "002")
