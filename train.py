@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import random
 import sys
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import cv2
+import numpy as np
+import torch
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from isegm.utils.errors import MissingFileError
-from isegm.utils.exp import init_experiment  # noqa: E402
-from isegm.utils.malloc import retain_freed_memory  # noqa: E402
+from isegm.utils.cli import add_debug_flag, run_cli
+from isegm.utils.errors import InputError, MissingFileError
+from isegm.utils.exp import init_experiment
+from isegm.utils.malloc import retain_freed_memory
 
 cv2.setNumThreads(0)
 cv2.ocl.setUseOpenCL(False)
@@ -55,6 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--epoch-len", type=int, default=None, help="override the script's samples per epoch")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed python, numpy and torch (rank added); default: unseeded, as the original")
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -74,7 +73,7 @@ def main(argv=None) -> None:
         retain_freed_memory()  # a step reallocates the same large tensors: keep them instead of page-faulting
     model_script = load_module(args.temp_model_path or args.model_path)
     if not hasattr(model_script, "main"):
-        raise AttributeError(f"model script {args.model_path!r} has no main(cfg)")
+        raise InputError(f"model script {args.model_path!r} has no main(cfg)")
     model_name = getattr(model_script, "MODEL_NAME", None) or Path(args.model_path).stem
     cfg = init_experiment(args, model_name)
     if args.seed is not None:
@@ -89,4 +88,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

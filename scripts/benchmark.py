@@ -47,6 +47,7 @@ from isegm.inference.benchmarking import (
 )
 from isegm.inference.predictor import EMCClickPredictor
 from isegm.model.refiner import ATTENTION
+from isegm.utils.cli import add_debug_flag, run_cli
 from isegm.utils.malloc import retain_freed_memory
 
 MODELS = list_models()
@@ -54,6 +55,7 @@ MODELS = list_models()
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_debug_flag(parser)
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
     parser.add_argument("--attention", default=",".join(ATTENTION),
                         help="comma-separated attentions of the correction head: " + ",".join(ATTENTION))
@@ -209,4 +211,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import torch
 
 from isegm.build import MODEL_REGISTRY, list_models
 from isegm.inference.benchmarking import count_click_flops, num_parameters, parse_size, select_models
+from isegm.utils.cli import add_debug_flag, run_cli
 
 MODELS = list_models()
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_debug_flag(parser)
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
     parser.add_argument("--sizes", default="384x384,576x576", help="comma-separated HxW network input sizes")
     parser.add_argument("--batch", type=int, default=1, help="batch size (2 = the evaluation's flip augmentation)")
@@ -82,4 +85,4 @@ def main(argv=None) -> list:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

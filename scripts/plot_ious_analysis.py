@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import pickle
 import re
 import sys
 from collections import defaultdict
@@ -33,6 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from isegm.utils.cli import add_debug_flag, run_cli
 from isegm.utils.errors import InputError, MissingFileError
 from isegm.utils.pickles import safe_pickle_load
 
@@ -124,6 +124,7 @@ def plot_dataset(dataset: str, curves: Dict[str, np.ndarray], output_dir: Path) 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_debug_flag(parser)
     parser.add_argument("--files", nargs="+", required=True,
                         help="IoU pickles or glob patterns (quote them), --iou-analysis or --save-ious format")
     parser.add_argument("--output-dir", type=Path, default=Path("experiments/evaluation_logs/iou_analysis"),
@@ -158,7 +159,4 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Path]:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (pickle.UnpicklingError, ValueError, FileNotFoundError) as error:  # includes UnsafePickleError
-        sys.exit(f"error: {error}")
+    sys.exit(run_cli(main))

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from isegm.inference.metrics import miou_at_clicks
+from isegm.utils.cli import add_debug_flag, run_cli
 from isegm.utils.exp import load_config_file
 from isegm.utils.pickles import safe_pickle_load
 
@@ -56,6 +57,7 @@ def evaluate(checkpoint: Path, logs: Path, config_path: str, nproc: int) -> dict
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_debug_flag(parser)
     parser.add_argument("--config-path", default="config.yml", help="config.yml with EXPS_PATH")
     parser.add_argument("--nproc", type=int, default=2, help="processes (one thread each) for training and evaluation")
     args, train_args = parser.parse_known_args(argv)
@@ -86,4 +88,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

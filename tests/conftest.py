@@ -1,4 +1,5 @@
 import contextlib
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -14,6 +15,15 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 VARIANTS = ["hr18s", "hr18", "hr32", "segb0", "segb3"]
+
+
+def load_script(name: str):
+    """``scripts/<name>.py`` (or ``train.py`` for ``'train'``) as a module, to call its ``main`` in-process."""
+    path = REPO / "train.py" if name == "train" else REPO / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"script_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def script_env(**extra: str) -> dict:

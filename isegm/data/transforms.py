@@ -104,8 +104,9 @@ def train_augmentator(crop_size: Tuple[int, int] = (320, 480), seed: Optional[in
 
     ``scale_range``: of the random resize (the configs' 0.75 to 1.40 by default).
 
-    ``seed``: reproducible draws (see :func:`reseed_augmentator`); by default the transforms are
-    seeded from the OS. DataLoader workers reseed it anyway (``isegm.data.seeding.worker_init_fn``).
+    ``seed``: reproducible draws (see :func:`reseed_augmentator`); by default a seed is drawn from
+    numpy's global generator, so a run seeded with ``train.py --seed`` is reproducible even without
+    DataLoader workers (workers reseed it anyway, ``isegm.data.seeding.worker_init_fn``).
     """
     height, width = crop_size
     compose = A.Compose([
@@ -116,9 +117,13 @@ def train_augmentator(crop_size: Tuple[int, int] = (320, 480), seed: Optional[in
         A.RandomBrightnessContrast(brightness_limit=(-0.25, 0.25), contrast_limit=(-0.15, 0.4), p=0.75),
         A.RGBShift(r_shift_limit=10, g_shift_limit=10, b_shift_limit=10, p=0.75),
     ], p=1.0)
-    if seed is not None:
-        reseed_augmentator(compose, seed)
+    reseed_augmentator(compose, _seed_or_draw(seed))
     return compose
+
+
+def _seed_or_draw(seed: Optional[int]) -> int:
+    """``seed``, or one drawn from numpy's global generator (not the OS, which albumentations would use)."""
+    return int(np.random.randint(2 ** 31)) if seed is None else seed
 
 
 def val_augmentator(crop_size: Tuple[int, int] = (320, 480), seed: Optional[int] = None) -> A.Compose:
@@ -128,6 +133,5 @@ def val_augmentator(crop_size: Tuple[int, int] = (320, 480), seed: Optional[int]
         A.PadIfNeeded(min_height=height, min_width=width, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
         A.RandomCrop(height, width),
     ], p=1.0)
-    if seed is not None:
-        reseed_augmentator(compose, seed)
+    reseed_augmentator(compose, _seed_or_draw(seed))
     return compose

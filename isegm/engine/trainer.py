@@ -257,7 +257,7 @@ class ISTrainer:
 
     def _fast_forward_scheduler(self, epochs: int) -> None:
         with warnings.catch_warnings():   # stepping the schedule before any optimizer step is the point here
-            warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*before.*optimizer.step", category=UserWarning)
+            warnings.filterwarnings("ignore", ".*lr_scheduler.step.*before.*optimizer.step", UserWarning)
             for _ in range(epochs if self.lr_scheduler is not None else 0):
                 self.lr_scheduler.step()
 

@@ -42,16 +42,17 @@ def evaluate_dataset(dataset: Any, predictor: Any, indices: Optional[Iterable[in
         the wall time in seconds of the whole loop (sample loading and decoding included, as the original).
     """
     indices = list(range(len(dataset)) if indices is None else indices)
-    if progress:
-        from tqdm import tqdm  # imported lazily: only needed for the bar
-        indices = tqdm(indices, leave=False)
+    from tqdm import tqdm  # imported lazily: only needed for the bar
+
     all_ious = []
     start = time()
-    for index in indices:
-        sample = dataset.get_sample(index)
-        _, ious, _ = evaluate_sample(sample.image, sample.gt_mask, predictor, init_mask=sample.init_mask,
-                                     sample_id=index, **kwargs)
-        all_ious.append(ious)
+    # closed on an error too, so that the error's message starts a clean line
+    with tqdm(indices, leave=False, disable=not progress) as bar:
+        for index in bar:
+            sample = dataset.get_sample(index)
+            _, ious, _ = evaluate_sample(sample.image, sample.gt_mask, predictor, init_mask=sample.init_mask,
+                                         sample_id=index, **kwargs)
+            all_ious.append(ious)
     return all_ious, time() - start
 
 

@@ -10,6 +10,7 @@ from isegm.inference.predictor import EMCClickPredictor
 from isegm.inference.predictors import get_predictor
 from isegm.inference.utils import load_is_model
 from isegm.model.is_model import Correction
+from isegm.utils.errors import InputError
 
 
 class ReplayNet(torch.nn.Module):
@@ -160,3 +161,72 @@ def test_bad_images(small_model, image, message):
 def test_unknown_mode():
     with pytest.raises(ValueError, match="unknown predictor mode 'NoBRS'"):
         get_predictor(torch.nn.Identity(), "NoBRS", "cpu")
+
+
+@pytest.mark.parametrize("click,message", [
+    ((-1, 10, True), r"click 0 at \(y=-1, x=10\) is outside the 61x83 image \(0 <= y <= 60, 0 <= x <= 82\)"),
+    ((61, 10, True), r"click 0 at \(y=61, x=10\) is outside"),
+    ((10, 82.5, True), r"click 0 at \(y=10, x=82.5\) is outside"),
+    ((float("nan"), 10, True), r"click 0 at \(y=nan, x=10\) is outside"),
+    ((10, float("inf"), False), r"click 0 at \(y=10, x=inf\) is outside"),
+    ((10, 10, "False"), r"click 0: is_positive must be a bool \(or 0 / 1\), got 'False'"),
+    ((10, 10, float("nan")), r"is_positive must be a bool .*got nan"),
+    ((10, 10, 2), r"is_positive must be a bool .*got 2"),
+    (("a", 10, True), r"click 0: coordinates must be two numbers"),
+    ((10, 10), r"click 0 must be a Click or a \(y, x, is_positive\) tuple"),
+])
+def test_bad_clicks_are_refused(small_model, click, message):
+    predictor = EMCClickPredictor(small_model, "cpu", infer_size=64)
+    predictor.set_image(_image())
+    with pytest.raises(InputError, match=message):
+        predictor.predict([click])
+    with pytest.raises(InputError, match=message.replace("click 0", "click 1")):
+        predictor.predict([(30, 40, True), click])
+    if len(click) == 3:   # the same click from a RITM Clicker
+        clicker = Clicker()
+        clicker.add_click(Click(True, (5, 5)))
+        clicker.add_click(Click(click[2], click[:2]))
+        with pytest.raises(InputError, match=message.replace("click 0", "click 1")):
+            predictor.get_prediction(clicker)
+
+
+def test_accepted_click_signs(small_model):
+    predictor = EMCClickPredictor(small_model, "cpu", infer_size=64)
+    predictor.set_image(_image())
+    reference = predictor.predict([(30, 40, True), (10, 10, False)])
+    for positive, negative in ((1, 0), (np.bool_(True), np.bool_(False)), (np.int64(1), np.int64(0))):
+        assert np.array_equal(predictor.predict([(30, 40, positive), (10, 10, negative)]), reference)
+    assert predictor.predict([(0, 0, True), (60, 82, False)]).shape == (61, 83)   # the corners are inside
+
+
+def test_a_model_in_train_mode_is_used_in_eval_mode(caplog):
+    torch.manual_seed(0)
+    model = MODEL_REGISTRY["hr18s"](init=False)
+    stats = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    with caplog.at_level("WARNING", logger="isegm"):
+        predictor = EMCClickPredictor(model, "cpu", infer_size=64)
+    assert not model.training and "switching it to eval mode" in caplog.text
+    predictor.set_image(_image())
+    predictor.predict([(30, 40, True), (10, 10, False)])
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in stats.items())   # batch statistics untouched
+
+
+def test_sizes_the_network_cannot_take(small_model):
+    with pytest.raises(InputError, match=r"infer_size .* must be an integer of at least 32, got 3"):
+        EMCClickPredictor(small_model, "cpu", infer_size=3)
+    predictor = EMCClickPredictor(small_model, "cpu", infer_size=384)
+    with pytest.raises(InputError, match=r"a 10x10000 image needs a 384x384000 network input .* limit of 16\.8 Mpx"):
+        predictor.set_image(np.zeros((10, 10000, 3), np.uint8))
+    wide = EMCClickPredictor(MODEL_REGISTRY["hr18"](init=False).eval(), "cpu", infer_size=32)
+    with pytest.raises(InputError, match=r"network input 32x32 is too small for this model: .* 96 templates "
+                                         r"among the \(H/4\) x \(W/4\) = 64 pixels"):
+        wide.set_image(np.zeros((40, 40, 3), np.uint8))
+
+
+def test_previous_mask_of_another_size(small_model):
+    predictor = EMCClickPredictor(small_model, "cpu", infer_size=64)
+    predictor.set_image(_image())
+    with pytest.raises(InputError, match=r"previous mask of shape \(61, 82\) does not fit the 61x83 image"):
+        predictor.set_prev_mask(np.zeros((61, 82), np.float32))
+    predictor.set_prev_mask(np.ones((61, 83), np.float32))
+    assert predictor.predict([(30, 40, True)]).shape == (61, 83)

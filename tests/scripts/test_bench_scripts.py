@@ -1,25 +1,17 @@
 """The FLOPs and benchmark scripts run end to end on tiny inputs (their numbers are not asserted)."""
-import importlib.util
-
-from conftest import REPO
-
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_script
 
 
 def test_count_flops_script(tmp_path, capsys):
-    rows = _script("count_flops").main(["--models", "hr18s", "--sizes", "64x64", "--json", str(tmp_path / "f.json")])
+    flops = load_script("count_flops")
+    rows = flops.main(["--models", "hr18s", "--sizes", "64x64", "--json", str(tmp_path / "f.json")])
     assert rows[0]["params"] == 4_322_416
     assert rows[0]["first"] > rows[0]["later_plain"] > rows[0]["later_exact"] > rows[0]["later_fast"] > 0
     assert "| hr18s |" in capsys.readouterr().out and (tmp_path / "f.json").exists()
 
 
 def test_benchmark_script_quick(tmp_path, capsys):
-    report = _script("benchmark").main(["--quick", "--models", "hr18s", "--size", "64x64", "--clicks", "1,2,3",
+    report = load_script("benchmark").main(["--quick", "--models", "hr18s", "--size", "64x64", "--clicks", "1,2,3",
                                         "--session-size", "60x80", "--infer-size", "64", "--session-clicks", "3",
                                         "--no-retain-memory", "--device", "cpu", "--json", str(tmp_path / "b.json")])
     result = report["devices"]["cpu"]
