@@ -42,6 +42,12 @@ def launcher(nproc: int) -> list:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
 
 
+def training_command(nproc: int, config_path: str, train_args: list) -> list:
+    """The quick start's training: seeded, so two runs on one machine give the same weights bit for bit."""
+    return [*launcher(nproc), "train.py", CONFIG, "--cpu", "--workers=0", "--exp-name=quickstart", "--seed=0",
+            f"--config-path={config_path}", *train_args]
+
+
 def evaluate(checkpoint: Path, logs: Path, config_path: str, nproc: int) -> dict:
     """NoC and mIoU of one checkpoint on the ``Synthetic`` evaluation set (20 clicks per object)."""
     run([*launcher(nproc), "scripts/evaluate_model.py", "EMC-Click", "--cpu", f"--checkpoint={checkpoint}",
@@ -67,8 +73,7 @@ def main(argv=None) -> None:
     before = set(parent.glob("*")) if parent.exists() else set()
     # Two gloo processes of one thread each: faster than one process of two threads on 2 cores,
     # and far less hurt when something else runs on the machine.
-    train_time = run([*launcher(args.nproc), "train.py", CONFIG, "--cpu", "--workers=0", "--exp-name=quickstart",
-                      "--seed=0", f"--config-path={args.config_path}", *train_args])
+    train_time = run(training_command(args.nproc, args.config_path, train_args))
     new = sorted(set(parent.glob("*")) - before)
     if len(new) != 1:
         raise RuntimeError(f"expected one new experiment folder in {parent}, found {[p.name for p in new]}")

@@ -14,8 +14,10 @@ wins; with no error left the click is a negative one at (0, 0), as in the origin
 
 The transform always covers the whole framed image, never a crop: a crop (or a small image) goes
 through another implementation inside OpenCV (below), whose distances differ in the last bits and
-so move the click wherever several pixels tie at the maximum. The only shortcut is reusing the
-distances of an error mask equal, pixel for pixel, to the one they were computed from.
+so move the click wherever several pixels tie at the maximum. The shortcuts give the same click
+by construction: the distances of an error mask equal, pixel for pixel, to the one they were
+computed from are reused; and the second transform is skipped when a bound of its largest
+distance (half the side of the mask's bounding box) cannot reach the first's maximum.
 
 Determinism (measured with OpenCV 5.1 / IPP 2026.1 on discs and smooth blobs, 22x32 to 482x642
 pixels with the frame, 300 identical calls per mask and setting, 40 at 242x322 and up, with
@@ -42,6 +44,27 @@ import cv2
 import numpy as np
 
 __all__ = ["Click", "Clicker", "exact_distance_transform"]
+
+_BOUND_MARGIN = 1e-3
+"""Far above float32 rounding of a distance of a few thousand pixels: a skipped transform can never
+have been the one that decides."""
+
+
+def _depth_bound(mask: np.ndarray, padding: bool) -> float:
+    """An upper bound of the largest distance in ``mask``'s transform: ``inf`` without the zero frame.
+
+    With the frame, the row just above and the row just below the mask's bounding box are zero in
+    every column, and so are the columns left and right of it, so no pixel of a box of ``h x w``
+    lies farther than ``ceil(h / 2)`` (or ``ceil(w / 2)``) from a zero pixel. 0 for an empty mask.
+    """
+    if not padding:
+        return float("inf")
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return 0.0
+    cols = np.flatnonzero(mask.any(axis=0))
+    height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    return float(min((height + 1) // 2, (width + 1) // 2))
 
 
 def exact_distance_transform(mask: np.ndarray) -> np.ndarray:
@@ -144,10 +167,23 @@ class Clicker:
         fn_mask = self._object > pred_mask          # gt & ~pred & not_ignore
         fp_mask = self._background & pred_mask      # ~gt & pred & not_ignore
         clicked = ~self.not_clicked_map
-        fn_dt = self._unclicked_distances(fn_mask, "fn", padding, clicked)
-        fp_dt = self._unclicked_distances(fp_mask, "fp", padding, clicked)
-        fn_max = fn_dt.max() if fn_dt is not None else np.float32(0)
-        fp_max = fp_dt.max() if fp_dt is not None else np.float32(0)
+        # Transform first the mask that may hold the deeper pixel; the other's transform is skipped
+        # when its depth bound says it cannot change the outcome (the same click by construction).
+        fn_bound, fp_bound = _depth_bound(fn_mask, padding), _depth_bound(fp_mask, padding)
+        fn_dt = fp_dt = None
+        fn_max = fp_max = np.float32(0)
+        if fn_bound >= fp_bound:
+            fn_dt = self._unclicked_distances(fn_mask, "fn", padding, clicked)
+            fn_max = fn_dt.max() if fn_dt is not None else np.float32(0)
+            if not fn_max > fp_bound + _BOUND_MARGIN:
+                fp_dt = self._unclicked_distances(fp_mask, "fp", padding, clicked)
+                fp_max = fp_dt.max() if fp_dt is not None else np.float32(0)
+        else:
+            fp_dt = self._unclicked_distances(fp_mask, "fp", padding, clicked)
+            fp_max = fp_dt.max() if fp_dt is not None else np.float32(0)
+            if not fp_max >= fn_bound + _BOUND_MARGIN:
+                fn_dt = self._unclicked_distances(fn_mask, "fn", padding, clicked)
+                fn_max = fn_dt.max() if fn_dt is not None else np.float32(0)
         # Strict: equal distances (including no error at all) give a negative click.
         is_positive = fn_max > fp_max
         dt = fn_dt if is_positive else fp_dt

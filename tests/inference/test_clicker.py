@@ -370,6 +370,33 @@ def test_transform_reused_only_for_an_equal_mask(monkeypatch):
     assert _clicks(clicker) == expected
 
 
+@pytest.mark.parametrize("fn_deeper", [True, False])
+def test_second_transform_skipped_only_when_it_cannot_decide(monkeypatch, fn_deeper):
+    """A thin error cannot beat a deep one: its transform is skipped, and the click is the original's."""
+    calls = []
+
+    def counting(mask: np.ndarray) -> np.ndarray:
+        calls.append(mask.copy())
+        return exact_distance_transform(mask)
+
+    monkeypatch.setattr(clicker_module, "exact_distance_transform", counting)
+    gt = box((40, 50), 5, 35, 5, 45)                            # a deep object
+    if fn_deeper:   # missed object (deep false negative), a 3-pixel-high false-positive strip
+        pred = box((40, 50), 36, 39, 0, 50).astype(bool)
+    else:           # a 2-pixel-wide false-negative ring; the deep false positive is below the object
+        gt = box((40, 50), 0, 6, 0, 50)
+        pred = box((40, 50), 2, 40, 0, 50).astype(bool)
+    clicker = Clicker(gt_mask=gt)
+    clicker.make_next_click(pred)
+    assert len(calls) == 1, "the thin error's transform should have been skipped"
+    with opencv_settings(2, ipp=False):
+        assert _clicks(clicker) == [original_next_click(gt, pred, np.ones(gt.shape, bool))]
+    # Where the bound cannot rule the second mask out, both are transformed.
+    calls.clear()
+    Clicker(gt_mask=box((40, 50), 5, 35, 5, 45)).make_next_click(box((40, 50), 20, 40, 20, 50).astype(bool))
+    assert len(calls) == 2
+
+
 @pytest.mark.parametrize("shape", [(40, 50), (60, 80), (90, 100), (126, 126)])
 def test_exact_distance_transform_is_deterministic(shape):
     """The same numbers on every call, for every OpenCV thread count and IPP setting of the caller:

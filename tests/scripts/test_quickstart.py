@@ -4,7 +4,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, script_env
+import torch
+from conftest import REPO, load_script, script_env
+
+quickstart = load_script("quickstart")
 
 
 @pytest.mark.slow
@@ -24,3 +27,15 @@ def test_quickstart_trains_and_reports_noc_before_and_after(tmp_path):
         assert 1 <= r["NoC@85"] <= r["NoC@90"] <= 20
         assert 0 <= r["mIoU@1"] <= 1 and 0 <= r["mIoU@5"] <= 1 and r["samples"] >= 1
     assert "before training" in proc.stdout and "after training" in proc.stdout
+
+    # Seeded end to end: the same training again (the quick start's own command) gives the same weights
+    # bit for bit, so the same table (the evaluation is deterministic: see test_evaluate_cli.py).
+    again = tmp_path / "again.yml"
+    again.write_text(config.read_text().replace(str(tmp_path / "exps"), str(tmp_path / "again")))
+    command = quickstart.training_command(2, str(again), ["--epochs=1", "--epoch-len=8"])
+    rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    first = torch.load(exp / "checkpoints" / "last_checkpoint.pth", weights_only=True)["state_dict"]
+    second = torch.load(tmp_path / "again" / exp.relative_to(tmp_path / "exps") / "checkpoints" / "last_checkpoint.pth",
+                        weights_only=True)["state_dict"]
+    assert all(torch.equal(first[key], second[key]) for key in first)
