@@ -70,7 +70,7 @@ class Variant:
 
 
 VARIANTS: Tuple[Variant, ...] = (
-    Variant("hr18s", "HRNetV2-W18-small + OCR(48)", HRNetRefineModel,
+    Variant("hr18s", "HRNetV2-W18-small-v2 + OCR(48)", HRNetRefineModel,
             MappingProxyType(dict(width=18, ocr_width=48, small=True)), 64, "HRNETV2_W18_SMALL",
             "models/emcclick/hrnet18s_att_cclvis.py", xavier_init=True),
     Variant("hr18", "HRNetV2-W18 + OCR(64)", HRNetRefineModel,
