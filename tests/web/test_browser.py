@@ -123,5 +123,21 @@ def test_clicks_draw_the_mask_under_them_and_undo_removes_it(browser, page_url, 
     assert pixel(browser, "mask-layer", x, y)[3] == 0, "undo did not remove the mask"
     assert pixel(browser, "click-layer", x, y)[3] == 0, "undo did not remove the dot"
 
+    # Three clicks without waiting: they queue, and the last state wins.
+    spots = [(-0.3, -0.3), (0.3, -0.3), (0.0, 0.3)]
+    for fx, fy in spots:
+        ActionChains(browser).move_to_element_with_offset(layer, int(fx * css_width), int(fy * css_height)).click() \
+            .perform()
+    wait.until(settled)
+    for fx, fy in spots:
+        px, py = int((0.5 + fx) * width), int((0.5 + fy) * height)
+        assert pixel(browser, "mask-layer", px, py)[3] > 0 and pixel(browser, "click-layer", px, py)[3] > 0
+
+    ActionChains(browser).send_keys(Keys.ARROW_RIGHT).perform()   # next image, then back: the clicks stay
+    wait.until(lambda d: d.execute_script("return document.body.dataset.image") == "chelsea.jpg" and settled(d))
+    ActionChains(browser).send_keys(Keys.ARROW_LEFT).perform()
+    wait.until(lambda d: d.execute_script("return document.body.dataset.image") == "astronaut.jpg" and settled(d))
+    assert pixel(browser, "mask-layer", int(0.2 * width), int(0.2 * height))[3] > 0
+
     shot = (tmp_path / "page.png").read_bytes()
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 10_000
