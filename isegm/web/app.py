@@ -175,14 +175,14 @@ def _add_session_routes(app: FastAPI, state: ServerState) -> None:
             with session.lock:
                 locked = time.perf_counter()
                 session.check_clicks(points, limits.max_clicks)
-                probs, timing = session.predict(points, state.model_lock)
+                result = session.predict(points, state.model_lock)
                 encoding = time.perf_counter()
-                mask = _mask(probs, body.format, body.threshold)
+                mask = _mask(result.probs, body.format, body.threshold)
             done = time.perf_counter()
-            ms = {"wait": 1e3 * (locked - start + timing["wait"]), "model": 1e3 * timing["model"],
+            ms = {"wait": 1e3 * (locked - start + result.wait_s), "model": 1e3 * result.model_s,
                   "encode": 1e3 * (done - encoding), "server": 1e3 * (done - start)}
             return JSONResponse({"session": session.id, "clicks": len(points), "width": session.width,
-                                 "height": session.height, "backbone": bool(timing["backbone"]), "mask": mask,
+                                 "height": session.height, "backbone": result.backbone, "mask": mask,
                                  "timings_ms": {k: round(v, 3) for k, v in ms.items()}})
 
     @app.post("/api/sessions/{session_id}/objects")

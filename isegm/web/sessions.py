@@ -13,17 +13,26 @@ import threading
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from isegm.inference.predictor import EMCClickPredictor
 from isegm.web.errors import ApiError
 
-__all__ = ["Click", "Session", "SessionStore"]
+__all__ = ["Click", "Prediction", "Session", "SessionStore"]
 
 Click = Tuple[float, float, bool]
 """``(y, x, is_positive)`` in image pixels (row, column), as :meth:`EMCClickPredictor.predict` takes them."""
+
+
+class Prediction(NamedTuple):
+    """What :meth:`Session.predict` returns."""
+
+    probs: np.ndarray   # H x W float32 in [0, 1], image resolution
+    wait_s: float       # waiting for the device
+    model_s: float      # the predictor: network calls, flip averaging, resizing back
+    backbone: bool      # the backbone ran (the object's first click)
 
 
 class Session:
@@ -62,8 +71,8 @@ class Session:
                 raise ApiError(422, "click_outside_image", f"clicks[{i}] at x={x}, y={y} is outside the "
                                f"{self.width}x{self.height} image (0 <= x < {self.width}, 0 <= y < {self.height})")
 
-    def predict(self, clicks: List[Click], model_lock: threading.Lock) -> Tuple[np.ndarray, Dict[str, float]]:
-        """Probabilities (``H x W`` float32) after ``clicks``, and the seconds spent waiting and in the model.
+    def predict(self, clicks: List[Click], model_lock: threading.Lock) -> "Prediction":
+        """The probabilities after ``clicks``, what ran and how long it took.
 
         Only the clicks that differ from the previous call's run the network, one model call at a
         time per device (``model_lock``).
@@ -77,7 +86,7 @@ class Session:
         self.clicks = list(clicks)
         # A new embedding means this call ran the backbone (a first click); otherwise only the head ran.
         backbone = self.predictor.embedding is not None and self.predictor.embedding is not before
-        return probs, {"wait": acquired - start, "model": done - acquired, "backbone": float(backbone)}
+        return Prediction(probs, acquired - start, done - acquired, backbone)
 
     def probabilities(self) -> np.ndarray:
         """``H x W`` float32 probabilities after the current clicks (zeros before the first)."""
