@@ -15,18 +15,17 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import socket
 import sys
 from pathlib import Path
 
 import torch
-import uvicorn
 
 from isegm.inference.utils import load_is_model
 from isegm.model.refiner import ATTENTION
 from isegm.utils.errors import EMCClickError
 from isegm.utils.malloc import retain_freed_memory
 from isegm.web import ImageListing, ServerLimits, create_app
+from isegm.web.serve import listening_socket, make_server
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS_HINT = ("released checkpoints (hr18s.pth, hr18.pth, hr32.pth, segb0.pth, segb3.pth, from the original "
@@ -98,7 +97,7 @@ def main(argv=None) -> None:
               "the model and read the listed images (the server has no authentication); prefer the default "
               "127.0.0.1 with SSH port forwarding", file=sys.stderr)
     try:
-        sock = socket.create_server((args.host, args.port))
+        sock = listening_socket(args.host, args.port)
     except OSError as exc:
         sys.exit(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
     host, port = sock.getsockname()[:2]
@@ -106,8 +105,7 @@ def main(argv=None) -> None:
     print(f"EMC-Click annotation: http://{shown}:{port}/  ({Path(args.checkpoint).name} on {args.device}, "
           f"{len(images)} images from {args.images}, saving into {args.output})", flush=True)
     logging.getLogger("isegm").setLevel(args.log_level.upper())
-    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level))
-    server.run(sockets=[sock])
+    make_server(app, args.log_level).run(sockets=[sock])
 
 
 if __name__ == "__main__":

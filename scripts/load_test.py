@@ -24,6 +24,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -190,6 +191,9 @@ def summarize(records: List[dict]) -> Dict[str, dict]:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        # `timeout` and `kill` send SIGTERM: leave through the `finally` that stops the server.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit("load test: terminated"))
     height, width = args.size
     with tempfile.TemporaryDirectory(prefix="emc_load_") as tmp:
         checkpoint = args.checkpoint

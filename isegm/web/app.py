@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
-from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Type, TypeVar
@@ -44,6 +42,7 @@ from starlette.concurrency import run_in_threadpool
 from isegm.inference.predictor import EMCClickPredictor
 from isegm.web.annotations import save_annotation
 from isegm.web.body_limit import BodyLimit
+from isegm.web.device import DeviceRunner, runner_for
 from isegm.web.errors import ApiError, describe_validation, install_error_handlers, malformed_json
 from isegm.web.images import ImageListing, decode_image
 from isegm.web.limits import ServerLimits
@@ -56,21 +55,18 @@ __all__ = ["create_app", "STATIC"]
 STATIC = Path(__file__).resolve().parent / "static"
 JSON_BODY_LIMIT = 1 << 20   # bytes of a JSON request (a click list of the largest object is a few KB)
 
-# One model call at a time per device, whatever the number of apps or models on it.
-_DEVICE_LOCKS: Dict[str, threading.Lock] = defaultdict(threading.Lock)
-
 Body = TypeVar("Body", bound=BaseModel)
 
 
 @dataclass
 class ServerState:
-    """What the routes share: the model, its device lock, the sessions and the configuration."""
+    """What the routes share: the model, its device's thread, the sessions and the configuration."""
 
     model: Any
     device: torch.device
     limits: ServerLimits
     store: SessionStore
-    model_lock: threading.Lock
+    runner: DeviceRunner
     listing: Optional[ImageListing]
     output_dir: Optional[Path]
     model_name: str
@@ -100,7 +96,7 @@ def create_app(model: Any, device="cpu", images: Optional[ImageListing] = None, 
     limits = limits or ServerLimits()
     device = torch.device(device)
     state = ServerState(model=model, device=device, limits=limits, store=SessionStore(limits.max_sessions),
-                        model_lock=_DEVICE_LOCKS[str(device)], listing=images,
+                        runner=runner_for(str(device)), listing=images,
                         output_dir=Path(output_dir) if output_dir is not None else None, model_name=model_name,
                         predictor_args={"attention": attention, "infer_size": infer_size, "with_flip": with_flip})
     app = FastAPI(title="EMC-Click annotation server", docs_url=None, redoc_url=None)
@@ -175,7 +171,7 @@ def _add_session_routes(app: FastAPI, state: ServerState) -> None:
             with session.lock:
                 locked = time.perf_counter()
                 session.check_clicks(points, limits.max_clicks)
-                result = session.predict(points, state.model_lock)
+                result = session.predict(points, state.runner)
                 encoding = time.perf_counter()
                 mask = _mask(result.probs, body.format, body.threshold)
             done = time.perf_counter()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
@@ -18,6 +17,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 import numpy as np
 
 from isegm.inference.predictor import EMCClickPredictor
+from isegm.web.device import DeviceRunner
 from isegm.web.errors import ApiError
 
 __all__ = ["Click", "Prediction", "Session", "SessionStore"]
@@ -71,22 +71,18 @@ class Session:
                 raise ApiError(422, "click_outside_image", f"clicks[{i}] at x={x}, y={y} is outside the "
                                f"{self.width}x{self.height} image (0 <= x < {self.width}, 0 <= y < {self.height})")
 
-    def predict(self, clicks: List[Click], model_lock: threading.Lock) -> "Prediction":
+    def predict(self, clicks: List[Click], runner: DeviceRunner) -> "Prediction":
         """The probabilities after ``clicks``, what ran and how long it took.
 
-        Only the clicks that differ from the previous call's run the network, one model call at a
-        time per device (``model_lock``).
+        Only the clicks that differ from the previous call's run the network, on the device's
+        thread (``runner``: one model call at a time per device).
         """
         before = self.predictor.embedding
-        start = time.perf_counter()
-        with model_lock:
-            acquired = time.perf_counter()
-            probs = self.predictor.predict(clicks)
-        done = time.perf_counter()
+        probs, wait, model = runner.run(lambda: self.predictor.predict(clicks))
         self.clicks = list(clicks)
         # A new embedding means this call ran the backbone (a first click); otherwise only the head ran.
         backbone = self.predictor.embedding is not None and self.predictor.embedding is not before
-        return Prediction(probs, acquired - start, done - acquired, backbone)
+        return Prediction(probs, wait, model, backbone)
 
     def probabilities(self) -> np.ndarray:
         """``H x W`` float32 probabilities after the current clicks (zeros before the first)."""

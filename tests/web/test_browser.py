@@ -7,16 +7,15 @@ after undo.
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from typing import Iterator
 
 import pytest
-import uvicorn
 from conftest import REPO
 
 from isegm.web import ImageListing, create_app
+from isegm.web.serve import listening_socket, make_server
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -57,8 +56,8 @@ def browser(tmp_path, monkeypatch) -> Iterator[object]:
 def page_url(disk_model, tmp_path) -> Iterator[str]:
     app = create_app(disk_model, "cpu", images=ImageListing(REPO / "assets"), output_dir=tmp_path / "out",
                      infer_size=192)
-    sock = socket.create_server(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    sock = listening_socket("127.0.0.1", 0)
+    server = make_server(app, "warning")
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + WAIT_S
