@@ -13,9 +13,11 @@ the sessions opened exceed ``--max-sessions``, each new one evicts an old one. M
 server's resident memory is sampled (``/proc``).
 
 Prints p50 / p95 round trips of first clicks (backbone + head) and later clicks (head only),
-the server's own share, errors, peak resident memory and memory over time, as a Markdown table
-and as JSON (``--json``). Bounded: at most ``--time-limit`` seconds; requests time out. Without
-``--checkpoint``, a random-weight ``--model`` checkpoint is written to a temporary file.
+the server's own share (the model: the predictor's ``predict``; the wait for the device's
+thread; the mask's encoding; the time outside the request handler: HTTP, JSON, threads), errors,
+peak resident memory and memory over time, as a Markdown table and as JSON (``--json``).
+Bounded: at most ``--time-limit`` seconds; requests time out. Without ``--checkpoint``, a
+random-weight ``--model`` checkpoint is written to a temporary file.
 """
 from __future__ import annotations
 
@@ -184,6 +186,8 @@ def summarize(records: List[dict]) -> Dict[str, dict]:
         out[name] = {"requests": len(chosen), "p50_ms": percentile(trips, 50), "p95_ms": percentile(trips, 95),
                      "max_ms": max(trips, default=float("nan")), "model_p50_ms": percentile(model, 50),
                      "wait_p50_ms": percentile([r["wait"] for r in chosen], 50),
+                     "encode_p50_ms": percentile([r["encode"] for r in chosen], 50),
+                     "outside_server_p50_ms": percentile([1e3 * r["round_trip"] - r["server"] for r in chosen], 50),
                      "added_p50_ms": percentile(added, 50),
                      "backbone_ran": sum(bool(r["backbone"]) for r in chosen)}
     return out
@@ -273,11 +277,12 @@ def print_report(report: dict) -> None:
           f"on {a['device']}, server keeps {a['max_sessions']} sessions, load average "
           f"{report['load_average_start'][0]:.2f} -> {report['load_average_end'][0]:.2f}\n")
     print("| clicks | requests | p50 ms | p95 ms | max ms | server model p50 ms | wait p50 ms "
-          "| round trip - model p50 ms |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          "| round trip - model p50 ms | mask encoding p50 ms | outside the handler p50 ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, s in report["latency"].items():
         print(f"| {name} | {s['requests']} | {s['p50_ms']:.0f} | {s['p95_ms']:.0f} | {s['max_ms']:.0f} "
-              f"| {s['model_p50_ms']:.1f} | {s['wait_p50_ms']:.1f} | {s['added_p50_ms']:.1f} |")
+              f"| {s['model_p50_ms']:.1f} | {s['wait_p50_ms']:.1f} | {s['added_p50_ms']:.1f} "
+              f"| {s['encode_p50_ms']:.1f} | {s['outside_server_p50_ms']:.1f} |")
     print(f"\nerrors: {len(report['errors'])}, clicks made: {report['clicks_made']} "
           f"({report['incomplete']} missing), wall time {report['wall_s']:.0f} s")
     for error in report["errors"][:5]:
