@@ -1,8 +1,10 @@
+import base64
 import contextlib
 import importlib.util
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Iterator, Tuple
 
 import cv2
@@ -118,3 +120,54 @@ def original_next_click(gt_mask: np.ndarray, pred_mask: np.ndarray, not_clicked_
     else:
         coords_y, coords_x = np.where(fp_mask_dt == fp_max_dist)
     return bool(is_positive), (int(coords_y[0]), int(coords_x[0]))
+
+
+# ----------------------------------------------------------------------------- web tests
+RADIUS = 24   # of DiskModel's disks, in network-input pixels
+
+
+class DiskModel(torch.nn.Module):
+    """A model with the network's two calls whose answer is known: disks around the clicks.
+
+    Random weights give masks that say nothing about where one clicked, so the tests that check
+    *where* the mask is (the page's overlay, undo, objects, saving) use this model: logits +8
+    within ``RADIUS`` network pixels of a positive click, -8 elsewhere, a negative click's disk
+    set back to -8, clicks applied in click order. Each call is counted.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.calls = {"encode": 0, "correct": 0}
+
+    def encode(self, image: torch.Tensor, points: torch.Tensor):
+        self.calls["encode"] += 1
+        return SimpleNamespace(size=tuple(image.shape[-2:]), batch=image.shape[0])
+
+    def correct(self, embedding, points: torch.Tensor, prev=None, attention: str = "exact", logits_lr=None):
+        self.calls["correct"] += 1
+        height, width = embedding.size
+        yy, xx = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
+                                indexing="ij")
+        logits = torch.full((points.shape[0], 1, height, width), -8.0)
+        num = points.shape[1] // 2
+        for b in range(points.shape[0]):
+            rows = [(int(i), float(y), float(x), slot < num) for slot, (y, x, i) in enumerate(points[b].tolist())
+                    if i >= 0]
+            for _, y, x, positive in sorted(rows):
+                logits[b, 0][(yy - y) ** 2 + (xx - x) ** 2 <= RADIUS ** 2] = 8.0 if positive else -8.0
+        return SimpleNamespace(logits=logits)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """``H x W x 3`` RGB uint8 -> PNG bytes."""
+    return cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
+
+
+def decode_png(data: str) -> np.ndarray:
+    """base64 PNG of the API -> ``H x W`` uint8."""
+    return cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+def sample_image(height: int = 96, width: int = 128, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)

@@ -1,7 +1,8 @@
 """The package's layers, checked on the source: each layer imports only what lies below it.
 
-    scripts/, train.py -> isegm.engine, isegm.inference -> isegm.build -> isegm.model -> isegm.model.modeling
-    isegm.data beside the model; isegm.utils at the bottom.
+    scripts/, train.py -> isegm.web -> isegm.inference; isegm.engine, isegm.inference -> isegm.build -> isegm.model
+    -> isegm.model.modeling; isegm.data beside the model; isegm.utils at the bottom. Nothing in isegm imports
+    isegm.web (the annotation server).
 """
 import ast
 import sys
@@ -14,13 +15,17 @@ PACKAGE = REPO / "isegm"
 
 # layer -> the isegm packages it must not import
 FORBIDDEN = {
-    "isegm.utils": ("isegm.build", "isegm.model", "isegm.data", "isegm.engine", "isegm.inference"),
-    "isegm.model": ("isegm.build", "isegm.data", "isegm.engine", "isegm.inference"),
-    "isegm.data": ("isegm.build", "isegm.model", "isegm.engine", "isegm.inference"),
-    "isegm.build": ("isegm.data", "isegm.engine", "isegm.inference"),
-    "isegm.inference": ("isegm.engine",),
-    "isegm.engine": ("isegm.inference",),
+    "isegm.utils": ("isegm.build", "isegm.model", "isegm.data", "isegm.engine", "isegm.inference", "isegm.web"),
+    "isegm.model": ("isegm.build", "isegm.data", "isegm.engine", "isegm.inference", "isegm.web"),
+    "isegm.data": ("isegm.build", "isegm.model", "isegm.engine", "isegm.inference", "isegm.web"),
+    "isegm.build": ("isegm.data", "isegm.engine", "isegm.inference", "isegm.web"),
+    "isegm.inference": ("isegm.engine", "isegm.web"),
+    "isegm.engine": ("isegm.inference", "isegm.web"),
+    # the annotation server sits on top, beside the engine: nothing in isegm imports it
+    "isegm.web": ("isegm.engine",),
 }
+# isegm/__init__.py is checked too: it must not import the server either
+TOP = {"isegm": ("isegm.web",)}
 
 
 def module_name(path: Path) -> str:
@@ -50,8 +55,8 @@ def violations():
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         name = module_name(path)
-        for layer, forbidden in FORBIDDEN.items():
-            if name == layer or name.startswith(layer + "."):
+        for layer, forbidden in list(FORBIDDEN.items()) + list(TOP.items()):
+            if name == layer or (name.startswith(layer + ".") and layer not in TOP):
                 seen = set()
                 for line, target in imports(path):
                     if line not in seen and any(target == f or target.startswith(f + ".") for f in forbidden):
@@ -73,6 +78,18 @@ def test_the_check_sees_a_violation(tmp_path, monkeypatch):
     monkeypatch.setattr(this, "PACKAGE", tmp_path / "isegm")
     found = violations()
     assert len(found) == 2 and "isegm.inference.utils" in found[0] and "imports isegm.model" in found[1]
+
+
+def test_nothing_in_the_package_imports_the_server(tmp_path, monkeypatch):
+    (tmp_path / "isegm" / "inference").mkdir(parents=True)
+    (tmp_path / "isegm" / "__init__.py").write_text("import isegm.web.app\n")
+    (tmp_path / "isegm" / "inference" / "bad.py").write_text("from isegm.web import create_app\n")
+    this = sys.modules[__name__]
+    monkeypatch.setattr(this, "REPO", tmp_path)
+    monkeypatch.setattr(this, "PACKAGE", tmp_path / "isegm")
+    found = violations()
+    assert len(found) == 2 and "isegm/__init__.py:1 (isegm) imports isegm.web.app" in found
+    assert "isegm/inference/bad.py:1 (isegm.inference) imports isegm.web" in found
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "scripts").glob("*.py")))
