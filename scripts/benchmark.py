@@ -4,10 +4,14 @@
     python scripts/benchmark.py --quick                 # about 2-3 minutes on one CPU thread
     python scripts/benchmark.py --json bench.json       # 5 repeats, every click count, all baselines
     python scripts/benchmark.py --models hr18s --size 384x512 --batch 2
+    python scripts/benchmark.py --backend torch,onnx --threads 1,2    # the README's table
 
-For each model (random weights: latency does not depend on them) and each ``--attention`` of the
-correction head (``exact``, the default everywhere, and ``fast``), on CPU and on CUDA when present
-(timed with ``torch.cuda.synchronize``), under ``torch.inference_mode``:
+For each ``--threads`` count, each model (random weights: latency does not depend on them) and
+each backend: PyTorch with each ``--attention`` of the correction head (``exact``, the default
+everywhere, and ``fast``) and onnxruntime (``onnx``: the model exported by
+:func:`isegm.model.export.export_onnx` into a temporary folder, the head in its ``fast``
+formulation), on CPU and on CUDA when present (timed with ``torch.cuda.synchronize``; onnxruntime
+on CUDA only when its CUDA provider is installed):
 
 * model calls at ``--size`` / ``--batch`` (default 384x384, batch 1): the median latency of the
   first click (``encode`` + ``correct``: backbone + correction head) and of a later click with 1,
@@ -30,6 +34,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 
 import cv2
@@ -45,12 +50,15 @@ from isegm.inference.benchmarking import (
     time_model_clicks,
     time_session,
 )
+from isegm.inference.onnx_backend import load_onnx_model
 from isegm.inference.predictor import EMCClickPredictor
+from isegm.model.export import export_onnx
 from isegm.model.refiner import ATTENTION
 from isegm.utils.cli import add_debug_flag, run_cli
 from isegm.utils.malloc import retain_freed_memory
 
 MODELS = list_models()
+BACKENDS = ("torch", "onnx")
 
 
 def parse_args(argv=None):
@@ -73,7 +81,9 @@ def parse_args(argv=None):
     parser.add_argument("--no-session", action="store_true")
     parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count of the model calls")
     parser.add_argument("--device", default="auto", help="'cpu', 'cuda' or 'auto' (CPU, and CUDA when present)")
-    parser.add_argument("--threads", type=int, default=1, help="torch / OpenCV CPU threads (0: their defaults)")
+    parser.add_argument("--backend", default="torch", help="comma-separated backends: " + ",".join(BACKENDS))
+    parser.add_argument("--threads", default="1", help="comma-separated CPU thread counts of torch, OpenCV and "
+                        "onnxruntime, each a full run (0: their defaults)")
     parser.add_argument("--no-retain-memory", action="store_true",
                         help="leave glibc's malloc thresholds alone (see isegm/utils/malloc.py)")
     parser.add_argument("--quick", action="store_true",
@@ -88,6 +98,15 @@ def parse_args(argv=None):
     args.attention = [a for a in args.attention.split(",") if a]
     if not args.attention or set(args.attention) - set(ATTENTION):
         parser.error(f"--attention: choose from {', '.join(ATTENTION)}, got {args.attention}")
+    args.backend = [b for b in args.backend.split(",") if b]
+    if not args.backend or set(args.backend) - set(BACKENDS):
+        parser.error(f"--backend: choose from {', '.join(BACKENDS)}, got {args.backend}")
+    try:
+        args.threads = [int(t) for t in args.threads.split(",") if t]
+    except ValueError:
+        parser.error(f"--threads: comma-separated integers, got {args.threads!r}")
+    if not args.threads or min(args.threads) < 0:
+        parser.error(f"--threads: comma-separated counts of at least 0, got {args.threads}")
     args.clicks = [int(c) for c in args.clicks.split(",") if c]
     args.baseline_clicks = [int(c) for c in (args.baseline_clicks or ",".join(map(str, args.clicks))).split(",") if c]
     try:
@@ -103,7 +122,7 @@ def parse_args(argv=None):
 
 def machine(args) -> dict:
     info = {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor() or
-            platform.machine(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+            platform.machine(), "cpu_count": os.cpu_count(),
             "retain_freed_memory": args.retained}
     if hasattr(os, "getloadavg"):
         info["load_average_start"] = os.getloadavg()
@@ -116,8 +135,24 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f}"
 
 
+def runs_of(args, model, device: str):
+    """-> ``[(backend, attention, model)]``: the PyTorch model per attention, then the ONNX export."""
+    runs = [("torch", attention, model) for attention in args.attention] if "torch" in args.backend else []
+    if "onnx" in args.backend:
+        import onnxruntime as ort
+
+        if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            print("  [cuda] onnx: skipped, onnxruntime has no CUDA provider here", file=sys.stderr)
+        else:
+            folder = tempfile.mkdtemp(prefix="emcclick_bench_")
+            export_onnx(model.cpu(), folder)
+            model.to(device)
+            runs.append(("onnx", "fast", load_onnx_model(folder, threads=args.current_threads, device=device)))
+    return runs
+
+
 def bench_device(args, device: str) -> dict:
-    """``{'models': {(model, attention): timings}, 'sessions': {(model, attention): session}}`` (as ``'name/att'``)."""
+    """``{'models': {key: timings}, 'sessions': {key: session}}``, keyed ``'name/backend/attention'``."""
     height, width = args.size
     results = {"models": {}, "sessions": {}}
     image, gt_mask = synthetic_sample(*args.session_size)
@@ -126,10 +161,11 @@ def bench_device(args, device: str) -> dict:
         model = MODEL_REGISTRY[name](init=False).eval().requires_grad_(False).to(device)
         flops = None if args.no_flops else count_click_flops(model.cpu(), height, width, args.batch)
         model.to(device)
-        for attention in args.attention:
-            key = f"{name}/{attention}"
+        for backend, attention, net in runs_of(args, model, device):
+            key = f"{name}/{backend}/{attention}"
+            net_device = device if backend == "torch" else "cpu"
             start = time.perf_counter()
-            timing = time_model_clicks(model, height, width, args.batch, args.clicks, args.repeats, device,
+            timing = time_model_clicks(net, height, width, args.batch, args.clicks, args.repeats, net_device,
                                        baseline_counts=args.baseline_clicks, baseline_repeats=args.baseline_repeats,
                                        attention=attention)
             if flops is not None:
@@ -138,8 +174,8 @@ def bench_device(args, device: str) -> dict:
             print(f"  [{device}] {key}: model calls timed in {time.perf_counter() - start:.0f} s", file=sys.stderr)
             if not args.no_session:
                 start = time.perf_counter()
-                predictor = EMCClickPredictor(model, device, with_flip=not args.no_flip, infer_size=args.infer_size,
-                                              attention=attention)
+                predictor = EMCClickPredictor(net, net_device, with_flip=not args.no_flip,
+                                              infer_size=args.infer_size, attention=attention)
                 session = time_session(predictor, image, gt_mask, max_clicks=args.session_clicks)
                 later = slice(1, None)
                 session.update({"total_median": median(session["total"][later]),
@@ -152,57 +188,61 @@ def bench_device(args, device: str) -> dict:
     return results
 
 
-def print_tables(args, device: str, results: dict) -> None:
+def print_tables(args, device: str, threads: int, results: dict) -> None:
     height, width = args.size
     clicks = args.clicks
     ref = 2 if 2 in clicks else clicks[0]
     top = max(clicks)
-    print(f"\n### {device}: model calls, batch {args.batch} x {height}x{width}, {args.threads or 'default'} "
+    print(f"\n### {device}: model calls, batch {args.batch} x {height}x{width}, {threads or 'default'} "
           f"thread(s), median of {args.repeats} (ms)\n")
     head = " | ".join(f"later @{n}" for n in clicks)
-    print(f"| model | attention | first click | {head} | first / later@{ref} | FLOP ratio | later@{top} / later@{ref} "
-          f"| full net @{args.baseline_clicks[0]} | full net @{args.baseline_clicks[-1]} |")
-    print("|---|---|" + "---:|" * (len(clicks) + 6))
+    print(f"| model | backend | attention | first click | {head} | first / later@{ref} | FLOP ratio "
+          f"| later@{top} / later@{ref} | full net @{args.baseline_clicks[0]} | full net @{args.baseline_clicks[-1]} |")
+    print("|---|---|---|" + "---:|" * (len(clicks) + 6))
     for key, r in results["models"].items():
-        name, attention = key.split("/")
+        name, backend, attention = key.split("/")
         later = " | ".join(ms(r["later"][n]) for n in clicks)
         flops = r.get("flops")
         flop_ratio = f"{flops['first'] / flops['later']:.1f}" if flops else "-"
         full = r["full"]
-        print(f"| {name} | {attention} | {ms(r['first'])} | {later} | {r['first'] / r['later'][ref]:.1f} "
+        print(f"| {name} | {backend} | {attention} | {ms(r['first'])} | {later} | {r['first'] / r['later'][ref]:.1f} "
               f"| {flop_ratio} | {r['later'][top] / r['later'][ref]:.2f} | {ms(full[args.baseline_clicks[0]])} "
               f"| {ms(full[args.baseline_clicks[-1]])} |")
     if results["sessions"]:
         hs, ws = args.session_size
         first = next(iter(results["sessions"].values()))
         hn, wn = first["net_input"]
-        print(f"\n### {device}: {args.session_clicks}-click session on a {hs}x{ws} image "
-              f"(network input {'2' if first['flip'] else '1'} x {hn}x{wn}), per click, median of clicks 2..N (ms)\n")
-        print("| model | attention | per click | network | everything else | first click |")
-        print("|---|---|---:|---:|---:|---:|")
+        print(f"\n### {device}, {threads or 'default'} thread(s): {args.session_clicks}-click session on a "
+              f"{hs}x{ws} image (network input {'2' if first['flip'] else '1'} x {hn}x{wn}), per click, "
+              "median of clicks 2..N (ms)\n")
+        print("| model | backend | attention | per click | network | everything else | first click |")
+        print("|---|---|---|---:|---:|---:|---:|")
         for key, s in results["sessions"].items():
-            name, attention = key.split("/")
-            print(f"| {name} | {attention} | {ms(s['total_median'])} | {ms(s['network_median'])} "
+            name, backend, attention = key.split("/")
+            print(f"| {name} | {backend} | {attention} | {ms(s['total_median'])} | {ms(s['network_median'])} "
                   f"| {ms(s['other_median'])} | {ms(s['total'][0])} |")
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
     args.retained = False if args.no_retain_memory else retain_freed_memory()
     report = {"machine": machine(args), "args": {k: v for k, v in vars(args).items() if k != "devices"},
-              "devices": {}}
-    for device in args.devices:
-        report["devices"][device] = bench_device(args, device)
+              "runs": {}}
+    for threads in args.threads:
+        if threads > 0:
+            torch.set_num_threads(threads)
+            cv2.setNumThreads(threads)
+        args.current_threads = threads
+        for device in args.devices:
+            report["runs"][f"{device}/{threads}"] = bench_device(args, device)
     if hasattr(os, "getloadavg"):
         report["machine"]["load_average_end"] = os.getloadavg()
     m = report["machine"]
     print(f"torch {m['torch']}, {m['cpu']} x{m['cpu_count']}, freed memory retained: {m['retain_freed_memory']}, "
           f"load average {m.get('load_average_start')} -> {m.get('load_average_end')}")
-    for device, results in report["devices"].items():
-        print_tables(args, device, results)
+    for run, results in report["runs"].items():
+        device, threads = run.split("/")
+        print_tables(args, device, int(threads), results)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1, default=str)

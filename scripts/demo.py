@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from isegm.inference.onnx_backend import load_onnx_model
 from isegm.inference.utils import load_is_model
 from isegm.model.refiner import ATTENTION
 from isegm.utils.errors import EMCClickError
@@ -36,13 +37,16 @@ WEIGHTS_HINT = ("released checkpoints (hr18s.pth, hr18.pth, hr32.pth, segb0.pth,
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="an EMC-Click checkpoint (e.g. weights/hr18s.pth)")
+    parser.add_argument("--checkpoint", required=True, help="an EMC-Click checkpoint (e.g. weights/hr18s.pth), or "
+                        "with --backend onnx a folder written by scripts/export_onnx.py")
     parser.add_argument("--images", default=str(REPO / "assets"), help="folder of images to annotate "
                         "(default: the sample images in assets/)")
     parser.add_argument("--output", default="annotations", help="where Save writes the annotations")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
+    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                        help="run the network in PyTorch or in onnxruntime (a .pth is exported first)")
     parser.add_argument("--attention", choices=ATTENTION, default="exact", help="the correction head's attention")
     parser.add_argument("--infer-size", type=int, default=384, help="short side of the network input")
     parser.add_argument("--no-flip", action="store_true", help="no flip averaging (half the work per click)")
@@ -50,7 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="images open at once; the least recently used is evicted")
     parser.add_argument("--max-upload-mb", type=float, default=ServerLimits.max_upload_bytes / 2 ** 20)
     parser.add_argument("--max-pixels", type=int, default=ServerLimits.max_pixels)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=0, help="torch / onnxruntime CPU threads (0: their default)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser.parse_args(argv)
 
@@ -69,6 +73,10 @@ def load_model(args: argparse.Namespace):
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit(f"error: --device {args.device}: no CUDA device is available (use --device cpu)")
     try:
+        if args.backend == "onnx":
+            if not Path(args.checkpoint).exists():
+                raise FileNotFoundError(args.checkpoint)
+            return load_onnx_model(args.checkpoint, threads=args.threads, device=args.device)
         return load_is_model(args.checkpoint, args.device)
     except FileNotFoundError:
         sys.exit(f"error: checkpoint {args.checkpoint!r} not found: {WEIGHTS_HINT}")
@@ -89,7 +97,8 @@ def main(argv=None) -> None:
     if args.device == "cpu":
         retain_freed_memory()   # every click reallocates the same large tensors (isegm/utils/malloc.py)
     model = load_model(args)
-    app = create_app(model, args.device, images=images, output_dir=Path(args.output), limits=limits,
+    device = "cpu" if args.backend == "onnx" else args.device   # onnxruntime hands back host arrays
+    app = create_app(model, device, images=images, output_dir=Path(args.output), limits=limits,
                      model_name=Path(args.checkpoint).name, attention=args.attention, infer_size=args.infer_size,
                      with_flip=not args.no_flip)
     if not is_loopback(args.host):
@@ -103,7 +112,7 @@ def main(argv=None) -> None:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     print(f"EMC-Click annotation: http://{shown}:{port}/  ({Path(args.checkpoint).name} on {args.device}, "
-          f"{len(images)} images from {args.images}, saving into {args.output})", flush=True)
+          f"{args.backend}, {len(images)} images from {args.images}, saving into {args.output})", flush=True)
     logging.getLogger("isegm").setLevel(args.log_level.upper())
     make_server(app, args.log_level).run(sockets=[sock])
 

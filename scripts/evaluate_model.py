@@ -23,6 +23,7 @@ import torch.distributed as dist
 
 from isegm.inference.evaluation import evaluate_dataset
 from isegm.inference.metrics import compute_noc_metric, format_miou, get_results_table
+from isegm.inference.onnx_backend import load_onnx_model
 from isegm.inference.predictor import MIN_INFER_SIZE
 from isegm.inference.predictors import get_predictor
 from isegm.inference.utils import get_dataset, load_is_model
@@ -59,6 +60,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--attention", choices=ATTENTION, default="exact",
                         help="the correction head's attention: 'exact' (the original's arithmetic, default) or "
                              "'fast' (queries at the templates, scaled_dot_product_attention; see the README)")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch",
+                        help="'torch' (default) or 'onnx': each checkpoint exported to a temporary folder and run "
+                             "by onnxruntime (see scripts/export_onnx.py)")
+    parser.add_argument("--onnx-threads", type=int, default=0, help="onnxruntime's threads (0: one per core)")
     parser.add_argument("--infer-size", type=int, default=None,
                         help="short side of the network input, overriding --eval-mode's size")
     parser.add_argument("--save-ious", action="store_true")
@@ -100,6 +105,8 @@ def check_ranges(args: argparse.Namespace) -> None:
     if not 0 < args.target_iou <= 1:
         raise InputError(f"--target-iou must be in (0, 1], got {args.target_iou}")
 
+
+BACKENDS = ("torch", "onnx")
 
 EVAL_MODES = {"emc-click": (384, 576), "cvpr": (400, 600)}
 """--eval-mode -> the network input's short side (most datasets, DAVIS)."""
@@ -171,7 +178,11 @@ def setup_device(args):
 
 def evaluate_one(args, model_path: Path, dataset, dataset_name: str, device, rank: int, world: int):
     """Evaluate this process's shard; rank 0 returns ``(all_ious in dataset order, elapsed, clicks)``."""
-    model = load_is_model(model_path, device)
+    if args.backend == "onnx":
+        model = load_onnx_model(model_path, threads=args.onnx_threads, device=device)
+        device = torch.device("cpu")   # onnxruntime hands back host arrays, whatever its provider
+    else:
+        model = load_is_model(model_path, device)
     predictor_params = {"attention": args.attention}
     if args.clicks_limit is not None:
         predictor_params["net_clicks_limit"] = args.clicks_limit
@@ -239,7 +250,8 @@ def save_results(args, all_ious, elapsed, clicks, dataset_name, model_path, logs
         **{f"NoF@{round(t * 100)}": int(n) for t, n in zip(iou_thrs, over_max)},
         "SPC": spc, "time_s": elapsed, "samples": len(all_ious), "clicks": int(sum(len(x) for x in all_ious)),
         "n_clicks": args.n_clicks, "target_iou": args.target_iou, "thresh": args.thresh,
-        "eval_mode": args.eval_mode, "attention": args.attention, "checkpoint": str(model_path),
+        "eval_mode": args.eval_mode, "attention": args.attention, "backend": args.backend,
+        "checkpoint": str(model_path),
         "date": datetime.now().isoformat(timespec="seconds"),
     }
     summary_file.write_text(json.dumps(summary, indent=2) + "\n")

@@ -182,12 +182,14 @@ class ISTrainer:
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         config = self.config
+        if config.distributed and self.device.type == "cuda":
+            # As the original: every launched GPU run, a single process included, trains with
+            # SyncBatchNorm under DDP (same Parameters: the optimizer stays valid).
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            logger.info("BatchNorm layers converted to SyncBatchNorm (%d processes)", du.get_world_size())
+            return nn.parallel.DistributedDataParallel(model, device_ids=[config.local_rank],
+                                                       output_device=config.local_rank, find_unused_parameters=True)
         if config.distributed and du.get_world_size() > 1:
-            if self.device.type == "cuda":
-                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same Parameters: the optimizer stays valid
-                return nn.parallel.DistributedDataParallel(model, device_ids=[config.local_rank],
-                                                           output_device=config.local_rank,
-                                                           find_unused_parameters=True)
             # gloo on CPU: SyncBatchNorm needs GPUs, so each process keeps its own batch statistics.
             return nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
         if not config.distributed and self.device.type == "cuda" and len(config.gpu_ids) > 1:

@@ -29,7 +29,8 @@ from isegm.utils.errors import InputError
 Click = Tuple[float, float, bool]
 
 __all__ = ["parse_size", "select_models", "synthetic_clicks", "points_tensor", "count_flops", "count_click_flops",
-           "num_parameters", "Timer", "time_model_clicks", "synthetic_sample", "time_session", "median"]
+           "num_parameters", "Timer", "time_model_clicks", "synthetic_sample", "time_session", "median",
+           "calibrated_model"]
 
 
 def parse_size(text: str, multiple: int = 1) -> Tuple[int, int]:
@@ -123,6 +124,42 @@ def count_click_flops(model: ISModel, height: int, width: int, batch: int = 1, s
         outputs, _ = model(image, p1)
         result["later_plain"] = count_flops(model, image, p2, outputs)[0]
     return result
+
+
+def calibrated_model(name: str, seed: int = 0, size: Tuple[int, int] = (192, 256)) -> ISModel:
+    """A random-weight network ``name`` whose outputs have the scale of a trained one (eval mode, frozen).
+
+    Plain random weights give near-constant logits (about 0.07 everywhere for hr18s), useless to
+    compare two backends. Here the norm layers' affine parameters are drawn (gain U(0.75, 1.25),
+    shift N(0, 0.1)) and the batch-norm statistics are those of one batch of four seeded synthetic
+    images (:func:`synthetic_sample` at ``size``, seeds ``seed`` to ``seed + 3``) with one click each,
+    as the shared fixtures were made. The outputs keep that scale (logits of tens) on such images
+    at that size; far from them (noise, another size) random activations can grow to thousands.
+    """
+    from isegm.build import MODEL_REGISTRY
+
+    torch.manual_seed(seed)
+    model = MODEL_REGISTRY[name](init=True)
+    gen = torch.Generator().manual_seed(seed + 1)
+    norms = (torch.nn.BatchNorm2d, torch.nn.LayerNorm, torch.nn.SyncBatchNorm)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, norms) and module.weight is not None:
+                module.weight.copy_(torch.rand(module.weight.shape, generator=gen) * 0.5 + 0.75)
+                module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.1)
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.reset_running_stats()
+                module.momentum = None   # plain average of the batch statistics
+        model.train()   # whole blocks in the head, every batch norm on batch statistics
+        height, width = size
+        images = torch.from_numpy(np.stack([synthetic_sample(height, width, seed + i)[0] for i in range(4)]))
+        images = torch.cat([images.permute(0, 3, 1, 2).float() / 255, torch.zeros(4, 1, height, width)], dim=1)
+        clicks = [synthetic_clicks(1, height, width, seed + i) for i in range(4)]
+        model(images, encode_clicks(clicks))
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.momentum = 0.1
+    return model.eval().requires_grad_(False)
 
 
 def median(values: Sequence[float]) -> float:

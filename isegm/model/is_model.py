@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from isegm.model.ops import BatchImageNormalize, ClickDistances, DistMaps, ScaleLayer
+from isegm.model.ops import BatchImageNormalize, ClickDistances, DistMaps, ScaleLayer, squared_click_distance
 from isegm.model.refiner import RefinerContext
 from isegm.utils.errors import InputError
 
@@ -68,6 +68,21 @@ def upsample(x: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
 
 
+MIN_SIDE = 32
+"""The backbones downsample by 32: a smaller side leaves their last stage no pixel."""
+
+
+def check_network_input(height: int, width: int, templates: int) -> None:
+    """Raise :class:`InputError` unless a network whose head picks ``templates`` templates per sign can
+    take a ``height x width`` input: both sides multiples of 4 (the head works at 1/4) and at least
+    :data:`MIN_SIDE`, and the 1/4-resolution map holding the templates."""
+    if height % 4 or width % 4 or min(height, width) < MIN_SIDE:
+        raise InputError(f"network input {height}x{width}: both sides must be multiples of 4 and at least {MIN_SIDE}")
+    if (height // 4) * (width // 4) < templates:
+        raise InputError(f"network input {height}x{width} is too small for this model: its correction head picks "
+                         f"{templates} templates among the (H/4) x (W/4) = {(height // 4) * (width // 4)} pixels")
+
+
 class ISModel(nn.Module):
     """Base of the click-based models: a backbone run on the first click, a refiner on every click.
 
@@ -102,22 +117,10 @@ class ISModel(nn.Module):
         self.dist_maps_base = DistMaps(norm_radius=norm_radius, spatial_scale=1.0, use_disks=True)
         self.dist_maps_refine = DistMaps(norm_radius=norm_radius, spatial_scale=1.0, use_disks=True)
 
-    MIN_SIDE = 32
-    """The backbones downsample by 32: a smaller side leaves their last stage no pixel."""
-
     def check_input_size(self, height: int, width: int) -> None:
-        """Raise :class:`InputError` unless the network can take a ``height x width`` input.
-
-        Both sides must be multiples of 4 (the head works at 1/4) and at least :attr:`MIN_SIDE`,
-        and the 1/4-resolution map must hold the head's K templates per sign.
-        """
-        templates = self.refiner.corr_channel
-        if height % 4 or width % 4 or min(height, width) < self.MIN_SIDE:
-            raise InputError(f"network input {height}x{width}: both sides must be multiples of 4 and at least "
-                             f"{self.MIN_SIDE}")
-        if (height // 4) * (width // 4) < templates:
-            raise InputError(f"network input {height}x{width} is too small for this model: its correction head picks "
-                             f"{templates} templates among the (H/4) x (W/4) = {(height // 4) * (width // 4)} pixels")
+        """Raise :class:`InputError` unless the network can take a ``height x width`` input
+        (see :func:`check_network_input`)."""
+        check_network_input(height, width, self.refiner.corr_channel)
 
     # -- the two stages ------------------------------------------------------------------------
 
@@ -132,8 +135,16 @@ class ISModel(nn.Module):
                 last N negative, padding rows ``(-1, -1, -1)``. Only the click with index 0
                 reaches the backbone.
         """
+        height, width = image.shape[-2:]
+        click_map = self.dist_maps_base.disks(
+            squared_click_distance(self.first_click(points), height, width, self.dist_maps_base.spatial_scale))
+        return self.encode_disks(image, click_map)
+
+    def encode_disks(self, image: torch.Tensor, click_map: torch.Tensor) -> ImageEmbedding:
+        """:meth:`encode` given the first click's disks ``click_map`` (``B x 2 x H x W``) instead of the
+        clicks: the part of the first click with no Python decision on click values (the exported encoder)."""
         image, prev_mask = self.prepare_input(image)
-        coord_features, click_map = self.get_coord_features(image, prev_mask, points)
+        coord_features = self.coord_features(click_map, prev_mask)
         if self.maps_transform is not None:
             coord_features = self.maps_transform(coord_features)
         out = self.backbone_forward(image, coord_features)
@@ -220,18 +231,20 @@ class ISModel(nn.Module):
                 prev_mask = (prev_mask > 0.5).float()
         return self.normalization(image), prev_mask
 
-    def get_coord_features(self, image: torch.Tensor, prev_mask: Optional[torch.Tensor],
-                           points: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Backbone click input of the first click -> (coord features, ``B x 2 x H x W`` disks).
+    @staticmethod
+    def first_click(points: torch.Tensor) -> torch.Tensor:
+        """``B x 2N x 3`` clicks -> the same with every click but the first (index 0) made padding.
 
-        Only the click with index 0 reaches the backbone; later clicks go to the refiner only.
+        Only the first click reaches the backbone; later clicks go to the correction head only.
         """
-        first = points.masked_fill((points[..., 2] > 0).unsqueeze(-1), -1)
-        disks = self.dist_maps_base(image, first)
+        return points.masked_fill((points[..., 2] > 0).unsqueeze(-1), -1)
+
+    def coord_features(self, click_map: torch.Tensor, prev_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """The backbone's click input: the first click's positive disk alone (``only_first_click``,
+        every released model), else (prev mask,) positive disk, negative disk."""
         if self.only_first_click:
-            return disks[:, :1], disks
-        coord = disks if prev_mask is None else torch.cat([prev_mask, disks], dim=1)
-        return coord, disks
+            return click_map[:, :1]
+        return click_map if prev_mask is None else torch.cat([prev_mask, click_map], dim=1)
 
     def backbone_forward(self, image: torch.Tensor, coord_features: torch.Tensor) -> Outputs:
         """-> ``{'instances', 'instances_aux': B x 1 x h x w logits, 'feature': B x Cf x h x w}``."""

@@ -5,7 +5,7 @@ All maps inside the head live at 1/4 of the network input (``h = H/4``, ``w = W/
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -129,6 +129,11 @@ class AttRefineAfterLayer(nn.Module):
             raise ValueError(f"refiner_conf conv_layer={conv_layer!r} is not supported (only 'xconv2')")
         self.spatial_scale = spatial_scale
         self.corr_channel = corr_channel
+        # Channel counts as constants, not read off tensors: an exported graph then slices the
+        # per-channel weights with constant bounds, which onnxruntime folds into initializers.
+        self.click_channels = 3   # positive disks, negative disks, previous probabilities
+        self.image_channels = (input_dims - self.click_channels) * 16   # the RGB channels after PixelUnshuffle(4)
+        self.mid_dims = mid_dims
         self.feature_convq = nn.Conv2d(mid_dims, mid_dims, 1)
         self.feature_convk = nn.Conv2d(mid_dims, mid_dims, 1)
         self.corr_conv = XConvBnRelu2(corr_channel, corr_channel)
@@ -184,12 +189,11 @@ class AttRefineAfterLayer(nn.Module):
         if self.training:
             return RefinerContext(image, feature)
         unshuffle, block = self.image_conv1
-        n_image = image.shape[1] * unshuffle.downscale_factor ** 2
-        image_part = block.depthwise_part(unshuffle(image.contiguous()), 0, n_image)
+        image_part = block.depthwise_part(unshuffle(image.contiguous()), 0, self.image_channels)
         # The whole-block path concatenates first, which gives a contiguous (NCHW) tensor whatever
         # the backbone's layout (SegFormer's is channels-last); the depthwise convs' rounding
         # depends on the layout, so the part is made contiguous too.
-        feature_part = self.fusion1[0].depthwise_part(feature.contiguous(), 0, feature.shape[1])
+        feature_part = self.fusion1[0].depthwise_part(feature.contiguous(), 0, self.mid_dims)
         return RefinerContext(image, feature, image_part, feature_part)
 
     def forward(self, context: RefinerContext, click_map: torch.Tensor, prev_logits: torch.Tensor,
@@ -210,31 +214,46 @@ class AttRefineAfterLayer(nn.Module):
         """
         if attention not in ATTENTION:
             raise ValueError(f"attention must be one of {ATTENTION}, got {attention!r}")
-        fuse = self._fuse(context, torch.cat([click_map, torch.sigmoid(prev_logits)], 1))   # B x M x h x w, >= 0
+        h, w = prev_logits.shape[-2] // 4, prev_logits.shape[-1] // 4
+        return self.decode(context, click_map, prev_logits, click_cells(points, h, w, self.spatial_scale), dist2,
+                           attention)
+
+    def decode(self, context: RefinerContext, click_map: torch.Tensor, prev_logits: torch.Tensor,
+               cells: torch.Tensor, dist2: torch.Tensor, attention: str = "exact", graph: bool = False,
+               core: Optional[AttentionCore] = None) -> torch.Tensor:
+        """:meth:`forward` given the clicks' cells (:func:`click_cells`) instead of their coordinates.
+
+        ``graph=True`` (the exported corrector, with ``attention='fast'``) correlates by a batched
+        matrix product instead of a grouped convolution, whose ``groups=B`` an exported graph would
+        keep as a constant; the numbers differ by float32 rounding only. ``core``: see :meth:`attend`.
+        """
+        fuse = self._fuse(context, torch.cat([click_map, torch.sigmoid(prev_logits)], 1), graph)   # B x M x h x w
         _, _, h, w = fuse.shape
-        cells = click_cells(points, h, w, self.spatial_scale)
-        pos_idx, neg_idx = self.select_templates(fuse, cells, click_distance(dist2, h, w))
-        corr = self.correlate(fuse, pos_idx, neg_idx, attention)
-        fuse = fuse + self.attend(fuse, torch.cat([pos_idx, neg_idx], dim=-1), attention)
+        pos_idx, neg_idx = self.select_templates(fuse, cells, click_distance(dist2, h, w), graph)
+        corr = self.correlate(fuse, pos_idx, neg_idx, attention, graph)
+        fuse = fuse + self.attend(fuse, torch.cat([pos_idx, neg_idx], dim=-1), attention, core)
         fuse = self.all_fusion(torch.cat([fuse, corr], dim=1))
         fuse = self.refine_fusion2(self.refine_fusion1(fuse))
-        return self.refine_pred(fuse)
+        return conv_by_taps(self.refine_pred, fuse) if graph else self.refine_pred(fuse)
 
-    def _fuse(self, context: RefinerContext, clicks: torch.Tensor) -> torch.Tensor:
-        """``fusion1`` of the backbone feature and the image + clicks branch -> ``B x M x h x w``.
+    def _fuse(self, context: RefinerContext, clicks: torch.Tensor, graph: bool = False) -> torch.Tensor:
+        """``fusion1`` of the backbone feature and the image + clicks branch -> ``B x M x h x w`` (>= 0).
 
-        ``clicks``: ``B x 3 x H x W`` click disks and previous probabilities.
+        ``clicks``: ``B x 3 x H x W`` click disks and previous probabilities. ``graph``: the pixel
+        unshuffle as a convolution (:func:`unshuffle_by_conv`, an exact copy).
         """
         if context.image_part is None:   # train mode: each block whole, as the original
             x = torch.cat([context.image, clicks], 1)
             image_feature = self.image_conv2(self.image_conv1(x))
             return self.fusion1(torch.cat([context.feature, image_feature], dim=1))
         unshuffle, block = self.image_conv1
-        n_image = context.image_part.shape[1]
-        clicks = block.depthwise_part(unshuffle(clicks.contiguous()), n_image, block.conv3x3_1.in_channels)
+        factor = unshuffle.downscale_factor
+        clicks = (unshuffle_by_conv(clicks, factor, self.click_channels) if graph
+                  else unshuffle(clicks.contiguous()))
+        clicks = block.depthwise_part(clicks, self.image_channels, block.conv3x3_1.in_channels)
         image_feature = self.image_conv2(block.pointwise_part(torch.cat([context.image_part, clicks], 1)))
         first, second = self.fusion1
-        mid = context.feature_part.shape[1]
+        mid = self.mid_dims
         image_part = first.depthwise_part(image_feature.contiguous(), mid, 2 * mid)
         return second(first.pointwise_part(torch.cat([context.feature_part, image_part], 1)))
 
@@ -245,7 +264,7 @@ class AttRefineAfterLayer(nn.Module):
         return feature
 
     @torch.no_grad()
-    def select_templates(self, fuse: torch.Tensor, cells: torch.Tensor, dist: torch.Tensor):
+    def select_templates(self, fuse: torch.Tensor, cells: torch.Tensor, dist: torch.Tensor, graph: bool = False):
         """Pick K template pixels per sign: similar to that sign's clicks, unlike the other's, near.
 
         Args:
@@ -256,12 +275,30 @@ class AttRefineAfterLayer(nn.Module):
         Returns:
             two ``B x K`` long tensors of flat pixel indices (positive, negative).
         """
+        score_pos, score_neg = self.template_scores(fuse, cells, dist, graph)
+        pos_idx = torch.topk(score_pos, self.corr_channel, dim=-1).indices
+        neg_idx = torch.topk(score_neg, self.corr_channel, dim=-1).indices
+        return pos_idx, neg_idx
+
+    @torch.no_grad()
+    def template_scores(self, fuse: torch.Tensor, cells: torch.Tensor, dist: torch.Tensor, graph: bool = False):
+        """The scores :meth:`select_templates` ranks: two ``B x (h*w)`` tensors (positive, negative).
+
+        ``graph``: the cosine similarities as one matrix product divided by the pixels' norms,
+        rather than normalising every pixel's feature first (the same values up to rounding).
+        """
         batch, channels, h, w = fuse.shape
         num = cells.shape[1] // 2
         tokens = fuse.permute(0, 2, 3, 1).reshape(batch, h * w, channels)
         flat = (cells[..., 0] * w + cells[..., 1]).clamp(min=0)
         clicks = F.normalize(gather_pixels(tokens, flat), p=2.0, dim=-1)
-        sim = torch.einsum("bnc,bmc->bnm", clicks, F.normalize(tokens, p=2.0, dim=-1))
+        if graph:
+            pixels = fuse.flatten(2)                                                      # B x M x hw
+            ones = torch.ones(1, channels, dtype=fuse.dtype, device=fuse.device)
+            norms = torch.sqrt(torch.matmul(ones, pixels * pixels)).clamp_min(1e-12)       # B x 1 x hw
+            sim = torch.matmul(clicks, pixels) / norms
+        else:
+            sim = torch.einsum("bnc,bmc->bnm", clicks, F.normalize(tokens, p=2.0, dim=-1))
         # Padding slots score 0; harmless for the max since features are post-ReLU (cosine >= 0).
         sim = sim.masked_fill((cells[..., 2] < 0).unsqueeze(-1), 0)
         s_pos = sim[:, :num].max(dim=1)[0]
@@ -269,17 +306,15 @@ class AttRefineAfterLayer(nn.Module):
         # Keep this arithmetic order: top-k near-ties are a few float32 steps apart.
         score_pos = (s_pos + (1 - s_neg)) * (1 - dist[:, 0])
         score_neg = (s_neg + (1 - s_pos)) * (1 - dist[:, 1])
-        pos_idx = torch.topk(score_pos, self.corr_channel, dim=-1).indices
-        neg_idx = torch.topk(score_neg, self.corr_channel, dim=-1).indices
-        return pos_idx, neg_idx
+        return score_pos, score_neg
 
     def correlate(self, fuse: torch.Tensor, pos_idx: torch.Tensor, neg_idx: torch.Tensor,
-                  attention: str = "exact") -> torch.Tensor:
+                  attention: str = "exact", graph: bool = False) -> torch.Tensor:
         """Correlate every pixel's key with the K positive and K negative template queries -> ``B x M x h x w``.
 
         ``'exact'`` computes the query conv on the whole map and gathers the templates, as the
         original; ``'fast'`` computes it at the 2K templates only (a 1x1 conv at one pixel is that
-        pixel's ``F.linear``).
+        pixel's ``F.linear``). ``graph``: see :meth:`decode`.
         """
         batch, channels, h, w = fuse.shape
         if attention == "exact":
@@ -289,21 +324,26 @@ class AttRefineAfterLayer(nn.Module):
             tokens = fuse.flatten(2).transpose(1, 2)                                 # B x hw x M
             weight, bias = self.feature_convq.weight.flatten(1), self.feature_convq.bias
             queries = [F.linear(gather_pixels(tokens, idx), weight, bias) for idx in (pos_idx, neg_idx)]
-        key = self.feature_convk(fuse).reshape(1, batch * channels, h, w)
+        key = self.feature_convk(fuse)
         corrs = []
-        for query in queries:
-            # K templates per sample as 1x1 kernels; groups=B keeps samples apart.
-            corr = F.conv2d(key, query.reshape(-1, channels, 1, 1), groups=batch).reshape(batch, -1, h, w)
+        for query in queries:                                                        # B x K x M
+            if graph:
+                corr = torch.matmul(query, key.flatten(2)).reshape(batch, -1, h, w)
+            else:   # K templates per sample as 1x1 kernels; groups=B keeps samples apart.
+                corr = F.conv2d(key.reshape(1, batch * channels, h, w), query.reshape(-1, channels, 1, 1),
+                                groups=batch).reshape(batch, -1, h, w)
             corrs.append(self.corr_conv(corr))
         return self.corr_fusion(torch.cat(corrs, dim=1))
 
-    def attend(self, fuse: torch.Tensor, idx: torch.Tensor, attention: str = "exact") -> torch.Tensor:
+    def attend(self, fuse: torch.Tensor, idx: torch.Tensor, attention: str = "exact",
+               core: Optional[AttentionCore] = None) -> torch.Tensor:
         """Click-guided attention: every pixel attends to the 2K templates ``idx`` (``B x 2K``).
 
         ``'exact'`` calls ``nn.MultiheadAttention`` as the original (default ``need_weights=True``
         keeps its explicit-softmax path and rounding); ``'fast'`` uses
         ``F.scaled_dot_product_attention`` with the same weights and keeps no ``hw x 2K`` weight
-        map per head. Returns ``B x M x h x w``, to be added to ``fuse``.
+        map per head; ``core`` replaces :func:`multi_head_attention` there (the exporter's fused
+        operator). Returns ``B x M x h x w``, to be added to ``fuse``.
         """
         mha = self.cross_attention
         batch, embed, h, w = fuse.shape
@@ -313,18 +353,48 @@ class AttRefineAfterLayer(nn.Module):
             kv = templates.permute(1, 0, 2)
             out = mha(tokens.permute(1, 0, 2), kv, kv)[0].permute(1, 0, 2)           # B x hw x M
         else:
-            heads = mha.num_heads
             w_q, w_k, w_v = mha.in_proj_weight.chunk(3)
             b_q, b_k, b_v = mha.in_proj_bias.chunk(3)
-
-            def split(x: torch.Tensor) -> torch.Tensor:   # B x L x M -> B x heads x L x M/heads
-                return x.view(batch, x.shape[1], heads, embed // heads).transpose(1, 2)
-
-            out = F.scaled_dot_product_attention(split(F.linear(tokens, w_q, b_q)),
-                                                 split(F.linear(templates, w_k, b_k)),
-                                                 split(F.linear(templates, w_v, b_v)))
-            out = F.linear(out.transpose(1, 2).reshape(batch, h * w, embed), mha.out_proj.weight, mha.out_proj.bias)
+            out = (core or multi_head_attention)(F.linear(tokens, w_q, b_q), F.linear(templates, w_k, b_k),
+                                                 F.linear(templates, w_v, b_v), mha.num_heads)
+            out = F.linear(out, mha.out_proj.weight, mha.out_proj.bias)
         return out.transpose(1, 2).reshape(batch, embed, h, w)
+
+
+def unshuffle_by_conv(x: torch.Tensor, factor: int, channels: int) -> torch.Tensor:
+    """``nn.PixelUnshuffle(factor)`` of a ``B x channels x H x W`` tensor as a strided convolution with
+    one-hot kernels (each output is ``1 * x`` plus zeros: the same values). onnxruntime runs the
+    exported 6-D transpose of a pixel unshuffle far slower than this convolution."""
+    eye = torch.eye(factor * factor, dtype=x.dtype, device=x.device).reshape(factor * factor, 1, factor, factor)
+    return F.conv2d(x, eye.repeat(channels, 1, 1, 1), stride=factor, groups=channels)
+
+
+def conv_by_taps(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 3x3, stride-1, padding-1 convolution with one output channel, as a 1x1 convolution to its 9
+    taps and a 3x3 convolution that adds each tap's map at its offset (mathematically the same
+    sum). onnxruntime's blocked convolutions pad the output channels to a block of 8 or 16: one
+    output channel over all input channels costs as much as 16, where the taps' 1x1 costs 9."""
+    out_channels, in_channels, kh, kw = conv.weight.shape
+    if out_channels != 1:
+        return conv(x)
+    taps = conv.weight[0].permute(1, 2, 0).reshape(kh * kw, in_channels, 1, 1)    # tap t = (ky, kx)
+    place = torch.eye(kh * kw, dtype=x.dtype, device=x.device).reshape(1, kh * kw, kh, kw)
+    return F.conv2d(F.conv2d(x, taps), place, conv.bias, padding=conv.padding)
+
+
+AttentionCore = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
+
+
+def multi_head_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, heads: int) -> torch.Tensor:
+    """Scaled dot-product attention of projected ``B x L x M`` queries on ``B x S x M`` keys / values,
+    ``heads`` heads of ``M / heads`` channels -> ``B x L x M`` (heads concatenated)."""
+    batch, _, embed = query.shape
+
+    def split(x: torch.Tensor) -> torch.Tensor:   # B x L x M -> B x heads x L x M/heads
+        return x.view(batch, x.shape[1], heads, embed // heads).transpose(1, 2)
+
+    out = F.scaled_dot_product_attention(split(query), split(key), split(value))
+    return out.transpose(1, 2).reshape(batch, query.shape[1], embed)
 
 
 def click_distance(dist2: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -332,10 +402,12 @@ def click_distance(dist2: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
     "No click of this sign" (``1e6``) counts as squared distance 1, as in the original.
     """
-    batch, _, rows, cols = dist2.shape
+    batch = dist2.shape[0]
     dist2 = dist2.masked_fill(dist2 == 1e6, 1)
-    diagonal = torch.sqrt(torch.tensor(rows ** 2 + cols ** 2, dtype=torch.float32, device=dist2.device))
-    dist = torch.sqrt(dist2) / diagonal
-    if (rows, cols) != (h, w):
+    # rows^2 + cols^2 exact in float64, rounded once to float32 (as the original's torch.tensor(int)),
+    # taken from the shape as a tensor so that an exported graph keeps it dynamic.
+    size = torch._shape_as_tensor(dist2)[2:].to(device=dist2.device, dtype=torch.float64)
+    dist = torch.sqrt(dist2) / torch.sqrt(size.square().sum().float())
+    if dist2.shape[-2:] != (h, w):
         dist = F.interpolate(dist, (h, w), mode="bilinear", align_corners=True)
     return dist.reshape(batch, 2, h * w)

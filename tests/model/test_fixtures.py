@@ -105,7 +105,7 @@ def test_seeded_hr18_fixture(monkeypatch):
     chosen, reference = [], iter(io["meta"]["topk_a"] + io["meta"]["topk_b"])
     select = AttRefineAfterLayer.select_templates
 
-    def forced(self, fuse, cells, dist):
+    def forced(self, fuse, cells, dist, graph=False):
         ours = select(self, fuse, cells, dist)
         refs = []
         for idx in ours:

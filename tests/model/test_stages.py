@@ -109,7 +109,7 @@ def test_fast_attention_picks_the_same_templates_and_rounds_only(name, monkeypat
     select = AttRefineAfterLayer.select_templates
     seen = []
 
-    def spy(self, fuse, cells, dist):
+    def spy(self, fuse, cells, dist, graph=False):
         out = select(self, fuse, cells, dist)
         seen.append(torch.cat(out, dim=-1))
         return out

@@ -122,3 +122,30 @@ def test_the_load_test_reports_latency_errors_and_memory(tmp_path, checkpoint, c
     assert 100 * 2 ** 20 < report["peak_rss"] < 8 * 2 ** 30
     for heading in ("| first click | 4 |", "| later clicks | 8 |", "errors: 0", "resident memory: peak"):
         assert heading in printed
+
+
+def test_the_onnx_backend_serves_clicks(checkpoint, tmp_path):
+    """``--backend onnx`` exports the checkpoint and the server runs its clicks in onnxruntime."""
+    pytest.importorskip("onnxruntime")
+    from fastapi.testclient import TestClient
+
+    from isegm.inference.onnx_backend import OnnxModel
+    from isegm.web import create_app
+
+    demo = script("demo")
+    args = demo.parse_args(["--checkpoint", str(checkpoint), "--backend", "onnx", "--threads", "1"])
+    model = demo.load_model(args)
+    assert isinstance(model, OnnxModel) and model.name == "hr18s"
+    with TestClient(create_app(model, "cpu", output_dir=tmp_path / "out", infer_size=64)) as client:
+        opened = client.post("/api/sessions", content=png_bytes(sample_image(48, 64)),
+                             headers={"Content-Type": "image/png"})
+        assert opened.status_code == 201
+        session = opened.json()["session"]
+        for clicks in ([{"x": 30, "y": 20, "positive": True}],
+                       [{"x": 30, "y": 20, "positive": True}, {"x": 5, "y": 5, "positive": False}]):
+            answer = client.post(f"/api/sessions/{session}/clicks", json={"clicks": clicks})
+            assert answer.status_code == 200, answer.text
+        assert answer.json()["backbone"] is False
+    with pytest.raises(SystemExit) as exit_info:
+        demo.load_model(demo.parse_args(["--checkpoint", str(tmp_path / "none"), "--backend", "onnx"]))
+    assert "not found" in exit_info.value.code

@@ -102,3 +102,18 @@ def test_iou_analysis_and_print_ious(setup, tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-1500:]
     assert (tmp_path / "GrabCut.png").stat().st_size > 0
+
+
+def test_onnx_backend_gives_the_same_noc(setup):
+    """``--backend onnx`` exports the checkpoint, evaluates it in onnxruntime and says so in the summary."""
+    pytest.importorskip("onnxruntime")
+    _, torch_ious, out = _run(setup, [], "torch_backend", extra=("--iou-analysis",))
+    _, onnx_ious, onnx_out = _run(setup, [], "onnx_backend", extra=("--iou-analysis", "--backend=onnx",
+                                                                     "--onnx-threads=1"))
+    assert all(len(x) == 3 for x in onnx_ious)
+    for a, b in zip(torch_ious, onnx_ious):
+        np.testing.assert_allclose(a, b, atol=0.01)
+    summaries = [json.loads((o / "emc-click_EMC-Click_3.json").read_text())["hr18s"]["GrabCut"]
+                 for o in (out, onnx_out)]
+    assert summaries[1]["backend"] == "onnx" and summaries[0]["backend"] == "torch"
+    assert [s["NoC@85"] for s in summaries] == [summaries[0]["NoC@85"]] * 2
