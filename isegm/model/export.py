@@ -51,7 +51,9 @@ class _FusedAttention(torch.autograd.Function):
 
     @staticmethod
     def symbolic(g, query, key, value, heads: int):
-        return g.op("com.microsoft::MultiHeadAttention", query, key, value, num_heads_i=heads)
+        out = g.op("com.microsoft::MultiHeadAttention", query, key, value, num_heads_i=heads)
+        out.setType(query.type())   # the output has the query's shape and type
+        return out
 
 
 def fused_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, heads: int) -> torch.Tensor:
@@ -136,18 +138,19 @@ def export_onnx(model: ISModel, output: Union[str, os.PathLike], height: int = 9
     low_axes = {0: "batch", 2: "height_4", 3: "width_4"}
     graphs = [
         (EncoderGraph(model), inputs["encoder"], ENCODER_FILE, ENCODER_INPUTS, ENCODER_OUTPUTS,
-         {"image": image_axes, "first_dist2": image_axes, **{k: low_axes for k in ENCODER_OUTPUTS}}),
+         {"image": image_axes, "first_dist2": image_axes, **{k: low_axes for k in ENCODER_OUTPUTS}}, []),
         (CorrectorGraph(model, fused), inputs["corrector"], CORRECTOR_FILE, CORRECTOR_INPUTS, CORRECTOR_OUTPUTS,
          {"image_part": low_axes, "feature_part": low_axes, "prev_logits_lr": low_axes, "dist2": image_axes,
-          "cells": {0: "batch", 1: "clicks"}, "logits": image_axes}),
+          "cells": {0: "batch", 1: "clicks"}, "logits": image_axes}, ["com.microsoft"] if fused else []),
     ]
-    for module, args, filename, input_names, output_names, axes in graphs:
+    for module, args, filename, input_names, output_names, axes, opsets in graphs:
         with torch.no_grad(), warnings.catch_warnings():
             # The tracer warns on every shape read; the graphs are checked against eager PyTorch instead.
             warnings.simplefilter("ignore")
             torch.onnx.export(module, args, str(output / filename), input_names=list(input_names),
                               output_names=list(output_names), dynamic_axes=axes, opset_version=OPSET,
-                              dynamo=False, do_constant_folding=True, custom_opsets={"com.microsoft": 1})
+                              dynamo=False, do_constant_folding=True,
+                              custom_opsets={"com.microsoft": 1} if "com.microsoft" in opsets else None)
     variant = variant_of(getattr(model, "_config", {}) or {})
     runtime = {
         "format": RUNTIME_FORMAT,
