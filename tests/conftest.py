@@ -19,6 +19,11 @@ SHARED = REPO.parent / "shared"
 VARIANTS = ["hr18s", "hr18", "hr32", "segb0", "segb3"]
 
 
+def pytest_collection_modifyitems(items):
+    """Fast tests first, then the ``slow`` ones (each group keeps its collected order)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+
+
 def load_script(name: str):
     """``scripts/<name>.py`` (or ``train.py`` for ``'train'``) as a module, to call its ``main`` in-process."""
     path = REPO / "train.py" if name == "train" else REPO / "scripts" / f"{name}.py"

@@ -68,7 +68,8 @@ def check_parity(model, folder, height, width, clicks=4):
     return report
 
 
-@pytest.mark.parametrize("name", VARIANTS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("hr18", "hr32", "segb3") else n
+                                  for n in VARIANTS])
 def test_both_graphs_match_pytorch(exported, name):
     model, folder = exported(name)
     runtime = json.loads((folder / "runtime.json").read_text())
@@ -92,6 +93,7 @@ def test_graphs_take_other_sizes_and_a_single_image(exported):
     assert (ours.logits - ref.logits).abs().max() <= 1e-3 * max(1.0, float(ref.logits.abs().max()) / 100)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["hr18s", "segb0"])
 def test_fixture_checkpoints(tmp_path, name):
     model = load_is_model(shared_path("fixtures", f"{name}_random.pth"), "cpu")
