@@ -56,9 +56,16 @@ def main(argv=None) -> dict:
     print(f"wrote {args.output}/{runtime['encoder']}, {runtime['corrector']}, runtime.json "
           f"({runtime['model']}, opset {runtime['opset']})")
     if args.check:
-        from isegm.inference.onnx_parity import compare_stages
+        from isegm.inference.onnx_parity import compare_stages, summarize
         report = compare_stages(model, args.output)
-        print(json.dumps(report, indent=1))
+        for name, diff in report["encoder"].items():
+            print(f"encoder {name}: max |onnx - torch| {diff['max_abs']:.2e} (outputs up to {diff['ref_max_abs']:.3g})")
+        for step in report["corrector"]:
+            tie = f", template tie (scores {step['gap']:.1e} apart)" if step["tie"] else ""
+            print(f"corrector, {step['clicks']} click(s): max |onnx - torch| {step['logits']['max_abs']:.2e} "
+                  f"(logits up to {step['logits']['ref_max_abs']:.3g}){tie}")
+        runtime["check"] = summarize(report)
+        print(json.dumps(runtime["check"]))
     return runtime
 
 

@@ -139,8 +139,10 @@ def test_bad_export_folders(tmp_path, exported):
 
 def test_export_cli(tmp_path, capsys):
     export = load_script("export_onnx")
-    assert run_cli(export.main, ["--model", "hr18s", "--output", str(tmp_path / "out")]) == 0
-    assert json.loads((tmp_path / "out" / "runtime.json").read_text())["model"] == "hr18s"
+    assert run_cli(export.main, ["--model", "segb0", "--output", str(tmp_path / "out"), "--check"]) == 0
+    assert json.loads((tmp_path / "out" / "runtime.json").read_text())["model"] == "segb0"
+    out = capsys.readouterr().out
+    assert "encoder logits_lr: max |onnx - torch|" in out and "corrector, 6 click(s)" in out
     (tmp_path / "notes.pth").write_text("a text file\n")
     assert run_cli(export.main, ["--checkpoint", str(tmp_path / "notes.pth"), "--output", str(tmp_path / "x")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
