@@ -135,8 +135,9 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f}"
 
 
-def runs_of(args, model, device: str):
-    """-> ``[(backend, attention, model)]``: the PyTorch model per attention, then the ONNX export."""
+def runs_of(args, name: str, model, device: str):
+    """-> ``[(backend, attention, model)]``: the PyTorch model per attention, then the ONNX export
+    (exported once per network into ``args.export_root``, whatever the thread counts)."""
     runs = [("torch", attention, model) for attention in args.attention] if "torch" in args.backend else []
     if "onnx" in args.backend:
         import onnxruntime as ort
@@ -144,9 +145,10 @@ def runs_of(args, model, device: str):
         if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
             print("  [cuda] onnx: skipped, onnxruntime has no CUDA provider here", file=sys.stderr)
         else:
-            folder = tempfile.mkdtemp(prefix="emcclick_bench_")
-            export_onnx(model.cpu(), folder)
-            model.to(device)
+            folder = os.path.join(args.export_root, name)
+            if not os.path.isdir(folder):
+                export_onnx(model.cpu(), folder)
+                model.to(device)
             runs.append(("onnx", "fast", load_onnx_model(folder, threads=args.current_threads, device=device)))
     return runs
 
@@ -159,9 +161,11 @@ def bench_device(args, device: str) -> dict:
     for name in args.models:
         torch.manual_seed(0)
         model = MODEL_REGISTRY[name](init=False).eval().requires_grad_(False).to(device)
-        flops = None if args.no_flops else count_click_flops(model.cpu(), height, width, args.batch)
-        model.to(device)
-        for backend, attention, net in runs_of(args, model, device):
+        if not args.no_flops and name not in args.flops:   # the same for every thread count
+            args.flops[name] = count_click_flops(model.cpu(), height, width, args.batch)
+            model.to(device)
+        flops = args.flops.get(name)
+        for backend, attention, net in runs_of(args, name, model, device):
             key = f"{name}/{backend}/{attention}"
             net_device = device if backend == "torch" else "cpu"
             start = time.perf_counter()
@@ -228,13 +232,15 @@ def main(argv=None) -> dict:
     args.retained = False if args.no_retain_memory else retain_freed_memory()
     report = {"machine": machine(args), "args": {k: v for k, v in vars(args).items() if k != "devices"},
               "runs": {}}
-    for threads in args.threads:
-        if threads > 0:
-            torch.set_num_threads(threads)
-            cv2.setNumThreads(threads)
-        args.current_threads = threads
-        for device in args.devices:
-            report["runs"][f"{device}/{threads}"] = bench_device(args, device)
+    args.flops = {}
+    with tempfile.TemporaryDirectory(prefix="emcclick_bench_") as args.export_root:
+        for threads in args.threads:
+            if threads > 0:
+                torch.set_num_threads(threads)
+                cv2.setNumThreads(threads)
+            args.current_threads = threads
+            for device in args.devices:
+                report["runs"][f"{device}/{threads}"] = bench_device(args, device)
     if hasattr(os, "getloadavg"):
         report["machine"]["load_average_end"] = os.getloadavg()
     m = report["machine"]

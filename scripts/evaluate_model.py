@@ -176,13 +176,26 @@ def setup_device(args):
     return device, 0, 1
 
 
+_LAST_LOADED: dict = {}
+
+
+def load_network(args, model_path: Path, device):
+    """-> ``(model, predictor device)``. The last one is kept: the datasets loop runs over the same
+    checkpoints again, and an ONNX export takes seconds (only one is held, whatever their number)."""
+    key = (model_path, args.backend, str(device))
+    if key not in _LAST_LOADED:
+        _LAST_LOADED.clear()
+        if args.backend == "onnx":   # onnxruntime hands back host arrays, whatever its provider
+            model = load_onnx_model(model_path, threads=args.onnx_threads, device=device), torch.device("cpu")
+        else:
+            model = load_is_model(model_path, device), device
+        _LAST_LOADED[key] = model
+    return _LAST_LOADED[key]
+
+
 def evaluate_one(args, model_path: Path, dataset, dataset_name: str, device, rank: int, world: int):
     """Evaluate this process's shard; rank 0 returns ``(all_ious in dataset order, elapsed, clicks)``."""
-    if args.backend == "onnx":
-        model = load_onnx_model(model_path, threads=args.onnx_threads, device=device)
-        device = torch.device("cpu")   # onnxruntime hands back host arrays, whatever its provider
-    else:
-        model = load_is_model(model_path, device)
+    model, device = load_network(args, model_path, device)
     predictor_params = {"attention": args.attention}
     if args.clicks_limit is not None:
         predictor_params["net_clicks_limit"] = args.clicks_limit
@@ -262,6 +275,7 @@ def main(argv=None) -> None:
     if args.cpu:
         retain_freed_memory()  # every click reallocates the same large tensors (see isegm/utils/malloc.py)
     cfg = load_config_file(args.config_path)
+    _LAST_LOADED.clear()   # a call in-process must not reuse an earlier call's model
     device, rank, world = setup_device(args)
     checkpoints, logs_path, logs_prefix = checkpoints_and_logs(args, cfg)
     single = len(checkpoints) == 1

@@ -79,6 +79,8 @@ def parity(name: str, device: str, size: Tuple[int, int] = (192, 256), seed: int
             result["corrections"].append(rel(other.correct(moved, p.to(device), logits_lr=start.to(device)).logits,
                                              prev.logits))
             result["ties"].append(ranking_gap(model, embedding, p, start, prev.clicks.dist2) < TIE)
+        result["max_abs_cpu"] = [float(embedding.logits_lr.abs().max())] + [
+            float(model.correct(embedding, p).logits.abs().max()) for p in points]
     kept = [result["logits_lr"]] + [r for r, tie in zip(result["corrections"], result["ties"]) if not tie]
     return {**result, "max_rel": max(kept)}
 

@@ -25,13 +25,11 @@ from typing import Dict, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from isegm.model.is_model import Correction, check_network_input
+from isegm.model.export import RUNTIME_FILE, RUNTIME_FORMAT
+from isegm.model.is_model import Correction, ISModel, check_network_input
 from isegm.model.ops import ClickDistances, squared_click_distance
 from isegm.model.refiner import ATTENTION, click_cells
 from isegm.utils.errors import InputError, MissingFileError
-
-RUNTIME_FILE = "runtime.json"
-SUPPORTED_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -76,9 +74,9 @@ class OnnxModel:
             runtime = json.loads(runtime_path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"{runtime_path}: not a readable runtime description ({exc})") from None
-        if runtime.get("format") != SUPPORTED_FORMAT:
+        if runtime.get("format") != RUNTIME_FORMAT:
             raise InputError(f"{runtime_path}: format {runtime.get('format')!r}, this version reads "
-                             f"format {SUPPORTED_FORMAT}; export the model again")
+                             f"format {RUNTIME_FORMAT}; export the model again")
         self.runtime: Dict[str, object] = runtime
         self.name = runtime["model"]
         options = ort.SessionOptions()
@@ -116,8 +114,7 @@ class OnnxModel:
         (``image`` ``B x C x H x W`` in [0, 1], ``points`` ``B x 2N x 3``)."""
         height, width = image.shape[-2:]
         self.check_input_size(height, width)
-        first = points.masked_fill((points[..., 2] > 0).unsqueeze(-1), -1)
-        dist2 = squared_click_distance(first, height, width, self.spatial_scale)
+        dist2 = squared_click_distance(ISModel.first_click(points), height, width, self.spatial_scale)
         logits_lr, image_part, feature_part = self.sessions["encoder"].run(None, {
             "image": _numpy(image[:, :self.channels]), "first_dist2": _numpy(dist2)})
         return OnnxEmbedding(logits_lr, image_part, feature_part, (int(height), int(width)))
@@ -146,25 +143,27 @@ def load_onnx_model(path: Union[str, os.PathLike], threads: int = 0, device: Uni
                     export_dir: Optional[Union[str, os.PathLike]] = None) -> OnnxModel:
     """An :class:`OnnxModel` from an exported folder, or from a ``.pth`` checkpoint exported first.
 
-    A checkpoint is exported into ``export_dir`` (default: a new temporary folder, a few seconds).
-    ``device`` 'cuda' selects onnxruntime's CUDA provider when the installed onnxruntime has it.
+    A checkpoint is exported into ``export_dir`` if given (kept), else into a temporary folder that
+    is removed once onnxruntime has read the graphs (a few seconds). ``device`` 'cuda' selects
+    onnxruntime's CUDA provider when the installed onnxruntime has it.
     """
+    import tempfile
+
     import onnxruntime as ort
 
-    path = Path(path)
-    if path.is_file():
-        import tempfile
-
-        from isegm.inference.utils import load_is_model
-        from isegm.model.export import export_onnx
-
-        export_dir = Path(export_dir) if export_dir else Path(tempfile.mkdtemp(prefix=f"{path.stem}_onnx_"))
-        export_onnx(load_is_model(path, "cpu"), export_dir)
-        path = export_dir
     providers = ["CPUExecutionProvider"]
     if torch.device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
-    return OnnxModel(path, threads=threads, providers=providers)
+    path = Path(path)
+    if not path.is_file():
+        return OnnxModel(path, threads=threads, providers=providers)
+    from isegm.inference.utils import load_is_model
+    from isegm.model.export import export_onnx
+
+    with tempfile.TemporaryDirectory(prefix=f"{path.stem}_onnx_") as temporary:
+        folder = Path(export_dir or temporary)
+        export_onnx(load_is_model(path, "cpu"), folder)
+        return OnnxModel(folder, threads=threads, providers=providers)
 
 
 def _numpy(x: Union[torch.Tensor, np.ndarray]) -> np.ndarray:

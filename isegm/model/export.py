@@ -29,8 +29,10 @@ import torch
 from torch import nn
 
 from isegm.model.is_model import ISModel, upsample
-from isegm.model.refiner import RefinerContext, multi_head_attention
+from isegm.model.ops import squared_click_distance
+from isegm.model.refiner import RefinerContext, click_cells, multi_head_attention
 from isegm.model.variants import variant_of
+from isegm.utils.errors import InputError
 
 OPSET = 18
 ENCODER_FILE, CORRECTOR_FILE, RUNTIME_FILE = "encoder.onnx", "corrector.onnx", "runtime.json"
@@ -96,6 +98,11 @@ class CorrectorGraph(nn.Module):
         return upsample(refined, size), refined
 
 
+def input_channels(model: ISModel) -> int:
+    """Channels of the encoder's ``image``: RGB, plus the previous mask when the model takes one."""
+    return 4 if model.with_prev_mask else 3
+
+
 def example_inputs(model: ISModel, height: int = 96, width: int = 128, batch: int = 2, clicks: int = 3,
                    seed: int = 0) -> Dict[str, Tuple[torch.Tensor, ...]]:
     """Seeded inputs of both graphs (tracing examples and parity checks): ``{'encoder': ..., 'corrector': ...}``.
@@ -103,12 +110,8 @@ def example_inputs(model: ISModel, height: int = 96, width: int = 128, batch: in
     ``clicks`` clicks per sign at random places (no padding); the corrector's feature inputs come
     from the model's own encoder on the image.
     """
-    from isegm.model.ops import squared_click_distance
-    from isegm.model.refiner import click_cells
-
     gen = torch.Generator().manual_seed(seed)
-    channels = 4 if model.with_prev_mask else 3
-    image = torch.rand(batch, channels, height, width, generator=gen)
+    image = torch.rand(batch, input_channels(model), height, width, generator=gen)
     yx = torch.rand(batch, 2 * clicks, 2, generator=gen, dtype=torch.float64) * torch.tensor(
         [height - 1, width - 1], dtype=torch.float64)
     index = torch.arange(2 * clicks, dtype=torch.float64).expand(batch, -1)[..., None]
@@ -131,6 +134,8 @@ def export_onnx(model: ISModel, output: Union[str, os.PathLike], height: int = 9
     False keeps standard ONNX operators only. Returns the description written to ``runtime.json``.
     """
     output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise InputError(f"{output}: exists and is not a folder (the export writes three files into a folder)")
     output.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     inputs = example_inputs(model, height, width)
@@ -138,19 +143,19 @@ def export_onnx(model: ISModel, output: Union[str, os.PathLike], height: int = 9
     low_axes = {0: "batch", 2: "height_4", 3: "width_4"}
     graphs = [
         (EncoderGraph(model), inputs["encoder"], ENCODER_FILE, ENCODER_INPUTS, ENCODER_OUTPUTS,
-         {"image": image_axes, "first_dist2": image_axes, **{k: low_axes for k in ENCODER_OUTPUTS}}, []),
+         {"image": image_axes, "first_dist2": image_axes, **{k: low_axes for k in ENCODER_OUTPUTS}}, False),
         (CorrectorGraph(model, fused), inputs["corrector"], CORRECTOR_FILE, CORRECTOR_INPUTS, CORRECTOR_OUTPUTS,
          {"image_part": low_axes, "feature_part": low_axes, "prev_logits_lr": low_axes, "dist2": image_axes,
-          "cells": {0: "batch", 1: "clicks"}, "logits": image_axes}, ["com.microsoft"] if fused else []),
+          "cells": {0: "batch", 1: "clicks"}, "logits": image_axes}, fused),
     ]
-    for module, args, filename, input_names, output_names, axes, opsets in graphs:
+    for module, args, filename, input_names, output_names, axes, contrib in graphs:
         with torch.no_grad(), warnings.catch_warnings():
             # The tracer warns on every shape read; the graphs are checked against eager PyTorch instead.
             warnings.simplefilter("ignore")
             torch.onnx.export(module, args, str(output / filename), input_names=list(input_names),
                               output_names=list(output_names), dynamic_axes=axes, opset_version=OPSET,
                               dynamo=False, do_constant_folding=True,
-                              custom_opsets={"com.microsoft": 1} if "com.microsoft" in opsets else None)
+                              custom_opsets={"com.microsoft": 1} if contrib else None)
     variant = variant_of(getattr(model, "_config", {}) or {})
     runtime = {
         "format": RUNTIME_FORMAT,
@@ -159,7 +164,7 @@ def export_onnx(model: ISModel, output: Union[str, os.PathLike], height: int = 9
         "encoder": ENCODER_FILE, "corrector": CORRECTOR_FILE,
         "encoder_inputs": list(ENCODER_INPUTS), "encoder_outputs": list(ENCODER_OUTPUTS),
         "corrector_inputs": list(CORRECTOR_INPUTS), "corrector_outputs": list(CORRECTOR_OUTPUTS),
-        "input_channels": 4 if model.with_prev_mask else 3,
+        "input_channels": input_channels(model),
         "input_layout": "B x C x H x W float32 RGB in [0, 1] (+ previous mask), B = 1 or 2 (flip), "
                         "H and W multiples of 4",
         "normalization": {"mean": model.normalization.mean.flatten().tolist(),

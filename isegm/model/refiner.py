@@ -223,9 +223,12 @@ class AttRefineAfterLayer(nn.Module):
                core: Optional[AttentionCore] = None) -> torch.Tensor:
         """:meth:`forward` given the clicks' cells (:func:`click_cells`) instead of their coordinates.
 
-        ``graph=True`` (the exported corrector, with ``attention='fast'``) correlates by a batched
-        matrix product instead of a grouped convolution, whose ``groups=B`` an exported graph would
-        keep as a constant; the numbers differ by float32 rounding only. ``core``: see :meth:`attend`.
+        ``graph=True`` (the exported corrector, with ``attention='fast'``) switches on the rewrites
+        an exported graph needs or runs faster, each the same values up to float32 rounding: the
+        correlation by a batched matrix product (a grouped convolution would keep ``groups=B`` as a
+        constant), the cosine similarities as one product over the norms, the pixel unshuffle
+        (:func:`unshuffle_by_conv`) and the output convolution (:func:`conv_by_taps`) as
+        convolutions. ``core``: see :meth:`attend`.
         """
         fuse = self._fuse(context, torch.cat([click_map, torch.sigmoid(prev_logits)], 1), graph)   # B x M x h x w
         _, _, h, w = fuse.shape

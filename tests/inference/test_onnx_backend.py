@@ -84,8 +84,8 @@ def test_graphs_take_other_sizes_and_a_single_image(exported):
     model, folder = exported("hr18s")
     onnx = OnnxModel(folder, threads=1)
     image = torch.rand(1, 4, 96, 224, generator=torch.Generator().manual_seed(3))
-    points = torch.tensor([[[40.0, 100.0, 0], [-1, -1, -1], [70.0, 20.0, 1]]], dtype=torch.float64)[:, [0, 1, 2, 1]]
-    points[0, 1] = -1
+    # one positive and one negative click, each half padded: rows (y, x, index), padding (-1, -1, -1)
+    points = torch.tensor([[[40.0, 100.0, 0], [-1, -1, -1], [70.0, 20.0, 1], [-1, -1, -1]]], dtype=torch.float64)
     with torch.inference_mode():
         ours = onnx.correct(onnx.encode(image, points), points)
         ref = model.correct(model.encode(image, points), points, attention="fast")

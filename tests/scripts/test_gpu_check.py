@@ -24,6 +24,7 @@ def test_parity_of_cpu_against_itself_is_exact():
     result = gpu_check.parity("hr18s", "cpu", size=(64, 96))
     assert result["logits_lr"] == 0.0 and result["corrections"] == [0.0, 0.0, 0.0] and result["max_rel"] == 0.0
     assert len(result["ties"]) == 3
+    assert len(result["max_abs_cpu"]) == 4 and min(result["max_abs_cpu"]) > 0   # the outputs are not all zero
 
 
 @pytest.mark.slow
