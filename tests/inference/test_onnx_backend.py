@@ -147,6 +147,9 @@ def test_export_cli(tmp_path, capsys):
     assert run_cli(export.main, ["--checkpoint", str(tmp_path / "notes.pth"), "--output", str(tmp_path / "x")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "notes.pth" in err[0]
+    assert run_cli(export.main, ["--model", "segb0", "--output", str(tmp_path / "notes.pth")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "notes.pth: exists and is not a folder" in err[0]
     model = calibrated_model("hr18s", size=SIZE)
     save_checkpoint(model, tmp_path / "m.pth")
     data = torch.load(tmp_path / "m.pth", weights_only=True)
